@@ -1,0 +1,56 @@
+"""The ``pdarts`` command: one thin entry point per pipeline step.
+
+Each subcommand parses its arguments, calls the library and writes its artifacts atomically. A
+problem the user can fix (``PdartsError``, a bad argument) ends with one line on stderr and exit
+status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import PdartsError
+from . import derive
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = (derive,)
+USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage stays in ``--help``)."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pdarts", description="P-DARTS as a cached pipeline: one subcommand per step.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for module in COMMANDS:
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        args.run(args)
+    except PdartsError as exc:
+        print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(f"pdarts {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

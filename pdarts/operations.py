@@ -1,0 +1,146 @@
+"""Candidate operations of the P-DARTS / DARTS search space (PDARTS.md section 2).
+
+One table, ``OPS``, maps every op name to a builder with the same signature
+``(channels, stride, affine) -> nn.Module``. The search supernet builds every op with
+``affine=False``; evaluation networks build them with ``affine=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .search_space import PRIMITIVES
+
+__all__ = [
+    "PRIMITIVES",
+    "OPS",
+    "Zero",
+    "FactorizedReduce",
+    "ReLUConvBN",
+    "SepConv",
+    "DilConv",
+    "build_op",
+]
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros with the shape of a stride-``stride`` output."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, convolution, BatchNorm: the cell input preprocessing."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, dilated depthwise kxk conv, pointwise 1x1 conv, BatchNorm."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool = True,
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(
+                c_in,
+                c_in,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=c_in,
+                bias=False,
+            ),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """The separable block applied twice: the first with ``stride``, the second with stride 1."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True
+    ) -> None:
+        super().__init__(
+            DilConv(c_in, c_in, kernel_size, stride, padding, dilation=1, affine=affine),
+            DilConv(c_in, c_out, kernel_size, 1, padding, dilation=1, affine=affine),
+        )
+
+
+class FactorizedReduce(nn.Module):
+    """Halves the resolution with two 1x1 stride-2 convs, the second on the input shifted by one pixel.
+
+    The shifted copy is padded at the bottom/right so that odd input sizes work too; for even
+    sizes the padding is never sampled and the result equals plain ``x[:, :, 1:, 1:]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+OpBuilder = Callable[[int, int, bool], nn.Module]
+
+#: name -> builder(channels, stride, affine); see PDARTS.md section 2 for each structure.
+OPS: dict[str, OpBuilder] = {
+    "none": lambda c, stride, affine: Zero(stride),
+    "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
+    "skip_connect": lambda c, stride, affine: (
+        nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine=affine)
+    ),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine=affine),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine=affine),
+    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine=affine),
+    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine=affine),
+}
+assert tuple(OPS) == PRIMITIVES
+
+
+def build_op(name: str, channels: int, stride: int, affine: bool) -> nn.Module:
+    """Builds the op ``name`` from the table; raises ``KeyError`` naming the known ops."""
+    try:
+        builder = OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; known ops: {', '.join(PRIMITIVES)}") from None
+    return builder(channels, stride, affine)

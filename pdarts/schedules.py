@@ -1,0 +1,26 @@
+"""Per-epoch schedules as small pure functions (PDARTS.md sections 3 and 6)."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["cosine_lr", "skip_dropout_rate"]
+
+
+def cosine_lr(epoch: int, base_lr: float, epochs: int, min_lr: float = 0.0) -> float:
+    """Cosine decay evaluated at the start of ``epoch`` (0-based), as the authors ran it.
+
+    With base_lr 0.025 and 25 epochs: lr(e) = 0.0125 * (1 + cos(pi * e / 25)).
+    """
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def skip_dropout_rate(epoch: int, rate: float, epochs: int, warmup_epochs: int) -> float:
+    """The skip-connect dropout rate at ``epoch`` of a stage whose initial rate is ``rate``.
+
+    During warm-up it decays linearly, ``rate * (E - e - 1) / E``; from epoch W on it restarts
+    at ``rate`` and decays as ``rate * exp(-0.2 * (e - W))`` (PDARTS.md section 3).
+    """
+    if epoch < warmup_epochs:
+        return rate * (epochs - epoch - 1) / epochs
+    return rate * math.exp(-0.2 * (epoch - warmup_epochs))

@@ -1,0 +1,108 @@
+"""Deriving the discrete genotype from the last stage, with the skip-connect cap (PDARTS.md section 5).
+
+Works on op weights P (softmax of the alphas, by op name per edge). ``none`` is never chosen:
+its weight is set to 0 without renormalising. In the normal cell, while more than M kept edges
+carry ``skip_connect``, the weakest of them loses its skip (P set to 0) and ops and edges are
+chosen again; the cap only ever reduces the number of skips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from ..errors import PdartsError
+from ..genotype import CONCAT, Genotype
+from ..search_space import EDGES, NUM_NODES
+from .pruning import CellAlphas, edge_op_weights
+
+__all__ = ["derive_cell", "cap_skip_connections", "derive_genotype", "derive_all_caps", "MAX_CAP"]
+
+log = logging.getLogger(__name__)
+
+#: A normal cell has 8 kept edges, so M >= 8 means no cap; the per-cap genotypes run 0..8.
+MAX_CAP = 8
+SKIP = "skip_connect"
+
+Weights = Sequence[Mapping[str, float]]  # per edge: op name -> P
+
+
+def _best_op(weights: Mapping[str, float]) -> str:
+    # max() returns the first maximal op: ties go to the earlier op in canonical order.
+    return max((op for op in weights if op != "none"), key=lambda op: weights[op])
+
+
+def derive_cell(weights: Weights) -> tuple[list[str], list[int]]:
+    """One derivation: the best non-none op of every edge and the kept edges.
+
+    Returns:
+        ``best`` (op name per edge) and ``kept`` (indices of the 2 strongest incoming edges of
+        every node, ascending).
+    """
+    best = [_best_op(w) for w in weights]
+    kept: list[int] = []
+    for node in range(NUM_NODES):
+        incoming = [e for e, (target, _) in enumerate(EDGES) if target == node]
+        strongest = sorted(incoming, key=lambda e: -weights[e][best[e]])[:2]
+        kept += sorted(strongest)
+    return best, kept
+
+
+def _to_pairs(best: list[str], kept: list[int]) -> tuple[tuple[str, int], ...]:
+    return tuple((best[e], EDGES[e][1]) for e in kept)
+
+
+def cap_skip_connections(weights: Weights, max_skip: int) -> tuple[tuple[str, int], ...]:
+    """Derives a cell with at most ``max_skip`` skip-connects among its kept edges (iterative).
+
+    Each round removes one positive skip weight, so the loop ends; if the remaining kept skips have
+    no alternative op left the cap cannot be met and the cell is returned as it stands (logged).
+    """
+    weights = [dict(w) for w in weights]
+    best, kept = derive_cell(weights)
+    while True:
+        skips = [e for e in kept if best[e] == SKIP and weights[e][SKIP] > 0]
+        if sum(best[e] == SKIP for e in kept) <= max_skip:
+            break
+        if not skips:
+            log.warning("cannot cap skip-connects at %d: the remaining skip edges have no other op", max_skip)
+            break
+        weakest = min(skips, key=lambda e: weights[e][SKIP])
+        weights[weakest][SKIP] = 0.0
+        best, kept = derive_cell(weights)
+    return _to_pairs(best, kept)
+
+
+def _cell_weights(alphas: CellAlphas, cell: str) -> list[dict[str, float]]:
+    weights = []
+    for edge in alphas[cell]:
+        w = edge_op_weights(edge)
+        if "none" in w:
+            w["none"] = 0.0  # never chosen; no renormalisation (PDARTS.md section 5)
+        weights.append(w)
+    return weights
+
+
+def derive_genotype(alphas: CellAlphas, max_skip: int = 2) -> Genotype:
+    """The genotype of the last stage's alphas; the skip cap ``max_skip`` (M) applies to the normal cell.
+
+    Raises:
+        PdartsError: if ``max_skip`` is negative or an edge has no op other than ``none``.
+    """
+    if max_skip < 0:
+        raise PdartsError(f"max_skip must be >= 0 (8 or more means no cap), got {max_skip}")
+    for cell in ("normal", "reduce"):
+        for index, edge in enumerate(alphas[cell]):
+            if not set(edge) - {"none"}:
+                raise PdartsError(
+                    f"{cell} edge {index} has no op other than 'none'; a genotype "
+                    "needs a real op on every edge: keep more ops in the last stage"
+                )
+    normal = cap_skip_connections(_cell_weights(alphas, "normal"), max_skip)
+    best, kept = derive_cell(_cell_weights(alphas, "reduce"))
+    return Genotype(normal, CONCAT, _to_pairs(best, kept), CONCAT)
+
+
+def derive_all_caps(alphas: CellAlphas) -> dict[int, Genotype]:
+    """The genotype for every cap M = 0..8 (M = 8: uncapped)."""
+    return {m: derive_genotype(alphas, m) for m in range(MAX_CAP + 1)}

@@ -1,0 +1,222 @@
+"""The supernet of one search stage (PDARTS.md section 2).
+
+Every edge is a ``MixedOp`` over the op names still searched on it; the architecture parameters
+(one logit per op name per edge, for each cell type) live in ``ArchitectureParameters``, a
+registered submodule owned apart from the network weights: ``SearchNetwork.weight_parameters()``
+and ``SearchNetwork.arch_parameters()`` never overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..operations import FactorizedReduce, ReLUConvBN, build_op
+from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates
+
+__all__ = ["ArchitectureParameters", "MixedOp", "SearchCell", "SearchNetwork"]
+
+ALPHA_INIT_SCALE = 1e-3  # alpha ~ 1e-3 * N(0, 1), as in DARTS and P-DARTS
+
+
+class MixedOp(nn.Module):
+    """``sum_o softmax(alpha)_o * o(x)`` over the op names alive on one edge.
+
+    ``none`` contributes exactly zero to the sum, so it is not computed; its weight still takes
+    part in the softmax (and so in the architecture gradient), as in the paper.
+    """
+
+    def __init__(
+        self, channels: int, stride: int, op_names: Sequence[str], skip_dropout: bool = False
+    ) -> None:
+        super().__init__()
+        self.op_names = tuple(op_names)
+        self.stride = stride
+        self.ops = nn.ModuleDict()
+        for name in self.op_names:
+            if name == "none":
+                continue
+            op = build_op(name, channels, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
+            elif name == "skip_connect" and stride == 1 and skip_dropout:
+                # P-DARTS search-space regularization; the rate is set per epoch by the stage.
+                op = nn.Sequential(op, nn.Dropout(p=0.0))
+            self.ops[name] = op
+        # Index of each computed op in op_names, to pick its weight.
+        self._weight_index = [self.op_names.index(name) for name in self.ops]
+
+    def forward(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+        if not self.ops:  # only `none` is alive: zeros of the strided shape
+            return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        out = None
+        for index, op in zip(self._weight_index, self.ops.values()):
+            term = op_weights[index] * op(x)
+            out = term if out is None else out + term
+        return out
+
+
+class SearchCell(nn.Module):
+    """A searched cell: preprocessing of its two inputs, 14 mixed edges, 4 nodes concatenated."""
+
+    def __init__(
+        self,
+        candidates: Sequence[Sequence[str]],
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        reduction: bool,
+        reduction_prev: bool,
+        skip_dropout: bool,
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
+        # PDARTS.md section 3: skip dropout in normal cells only.
+        self.edges = nn.ModuleList(
+            MixedOp(
+                channels,
+                2 if reduction and source < 2 else 1,
+                ops,
+                skip_dropout=skip_dropout and not reduction,
+            )
+            for (_, source), ops in zip(EDGES, candidates)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, op_weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        edge = 0
+        for _ in range(NUM_NODES):
+            node = sum(self.edges[edge + i](h, op_weights[edge + i]) for i, h in enumerate(states))
+            edge += len(states)
+            states.append(node)
+        return torch.cat(states[2:], dim=1)
+
+
+class ArchitectureParameters(nn.Module):
+    """The alphas of both cell types, by name: per edge one logit per candidate op name."""
+
+    def __init__(self, candidates: Candidates, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.candidates = {cell: [tuple(ops) for ops in candidates[cell]] for cell in CELL_TYPES}
+        for cell in CELL_TYPES:
+            self.register_module(
+                cell,
+                nn.ParameterList(
+                    nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(ops), generator=generator))
+                    for ops in self.candidates[cell]
+                ),
+            )
+
+    def logits(self, cell: str) -> list[torch.Tensor]:
+        return list(getattr(self, cell))
+
+    def op_weights(self, cell: str) -> list[torch.Tensor]:
+        """softmax(alpha) per edge, over the ops still alive on it."""
+        return [F.softmax(alpha, dim=-1) for alpha in getattr(self, cell)]
+
+    def to_dict(self) -> dict[str, list[dict[str, object]]]:
+        """The alphas in the ``pdarts derive --alphas`` format (raw logits, op names, softmax)."""
+        result = {}
+        with torch.no_grad():
+            for cell in CELL_TYPES:
+                result[cell] = [
+                    {
+                        "source": source,
+                        "target": node + 2,
+                        "ops": list(ops),
+                        "alpha": alpha.tolist(),
+                        "weights": F.softmax(alpha, -1).tolist(),
+                    }
+                    for (node, source), ops, alpha in zip(EDGES, self.candidates[cell], getattr(self, cell))
+                ]
+        return result
+
+
+class SearchNetwork(nn.Module):
+    """The supernet: stem, ``num_cells`` searched cells (reductions at L//3 and 2L//3), classifier.
+
+    Args:
+        candidates: op names per edge for each cell type.
+        num_cells: L, the number of cells.
+        init_channels: C, channels of the first cells (the stem gives 3*C).
+        num_classes: classifier outputs.
+        in_channels: image channels.
+        skip_dropout: whether stride-1 skip-connects of normal cells carry a dropout layer (the
+            stage's rate > 0); its rate is set with ``set_skip_dropout``.
+        generator: random generator for the alpha initialisation.
+    """
+
+    def __init__(
+        self,
+        candidates: Candidates,
+        num_cells: int,
+        init_channels: int,
+        num_classes: int,
+        in_channels: int = 3,
+        skip_dropout: bool = False,
+        stem_multiplier: int = 3,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        c_stem = stem_multiplier * init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
+            # The stem's BN is the one affine BN of the supernet (DARTS's default; the paper's
+            # 1,275,834 stage-1 weights count its 2 * 3C parameters).
+            nn.BatchNorm2d(c_stem),
+        )
+        c_prev_prev, c_prev, channels = c_stem, c_stem, init_channels
+        reductions = {num_cells // 3, 2 * num_cells // 3}
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for index in range(num_cells):
+            reduction = index in reductions
+            if reduction:
+                channels *= 2
+            cell_type = "reduce" if reduction else "normal"
+            self.cells.append(
+                SearchCell(
+                    candidates[cell_type],
+                    c_prev_prev,
+                    c_prev,
+                    channels,
+                    reduction,
+                    reduction_prev,
+                    skip_dropout,
+                )
+            )
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, NUM_NODES * channels
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+        self.alphas = ArchitectureParameters(candidates, generator=generator)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The network weights (everything but the alphas)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture parameters (alphas of both cell types)."""
+        return list(self.alphas.parameters())
+
+    def set_skip_dropout(self, rate: float) -> None:
+        """Sets the dropout rate after every stride-1 skip-connect of the normal cells."""
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        op_weights = {cell: self.alphas.op_weights(cell) for cell in CELL_TYPES}
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, op_weights["reduce" if cell.reduction else "normal"])
+        out = self.global_pooling(s1)
+        return self.classifier(out.flatten(1))

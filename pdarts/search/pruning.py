@@ -1,0 +1,47 @@
+"""Search-space approximation between stages (PDARTS.md section 4).
+
+After stage k, every edge keeps the ``keep`` op names with the largest softmax weight over its alive
+ops, in the canonical order; ``none`` competes like any op.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from ..search_space import CELL_TYPES, Candidates, canonical_order
+
+__all__ = ["EdgeAlphas", "CellAlphas", "edge_op_weights", "prune_candidates"]
+
+#: One edge's raw architecture parameters, by op name (canonical order).
+EdgeAlphas = Mapping[str, float]
+#: Per cell type, the 14 edges' alphas.
+CellAlphas = Mapping[str, Sequence[EdgeAlphas]]
+
+
+def edge_op_weights(alphas: EdgeAlphas) -> dict[str, float]:
+    """softmax over one edge's alive ops, by op name (numerically stable)."""
+    top = max(alphas.values())
+    exps = {op: math.exp(a - top) for op, a in alphas.items()}
+    total = sum(exps.values())
+    return {op: e / total for op, e in exps.items()}
+
+
+def _keep_heaviest(weights: Mapping[str, float], keep: int) -> tuple[str, ...]:
+    # sorted() is stable: among equal weights the op earlier in canonical order wins.
+    ordered = sorted(canonical_order(list(weights)), key=lambda op: -weights[op])
+    return canonical_order(ordered[:keep])
+
+
+def prune_candidates(alphas: CellAlphas, keep: int) -> Candidates:
+    """The candidate lists of the next stage: the ``keep`` heaviest ops on every edge.
+
+    Args:
+        alphas: the finished stage's raw alphas per cell type and edge, by op name.
+        keep: ops kept per edge (the next stage's ops searched).
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    return {
+        cell: [_keep_heaviest(edge_op_weights(edge), keep) for edge in alphas[cell]] for cell in CELL_TYPES
+    }

@@ -1,0 +1,220 @@
+"""One progressive search stage (PDARTS.md section 3).
+
+A stage builds a fresh supernet with fresh alphas over the candidate lists it is given, trains the
+weights alone for ``warmup_epochs``, then alternates each step: a first-order architecture update on
+a batch of the architecture split, then a weight update on a batch of the weight split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..schedules import cosine_lr, skip_dropout_rate
+from ..search_space import Candidates
+from .model import SearchNetwork
+
+__all__ = ["SearchSettings", "StageResult", "run_search_stage", "search_step"]
+
+log = logging.getLogger(__name__)
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Settings of one search stage; defaults are the paper's CIFAR-10 values."""
+
+    num_cells: int = 5  # L of this stage's supernet (5 -> 11 -> 17)
+    skip_dropout: float = 0.0  # initial skip-connect dropout rate r of this stage
+    epochs: int = 25  # E
+    warmup_epochs: int = 10  # W: weights only, architecture frozen
+    init_channels: int = 16  # C
+    weight_lr: float = 0.025  # SGD, cosine to weight_lr_min over the stage
+    weight_lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3.0e-4
+    arch_lr: float = 6.0e-4  # Adam
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1.0e-3
+    grad_clip: float = 5.0  # gradient-norm clip, both updates
+
+
+@dataclass
+class StageResult:
+    """What a stage leaves behind: the alphas (``pdarts derive`` format) and per-epoch metrics."""
+
+    alphas: dict[str, list[dict[str, Any]]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: SearchNetwork | None = None
+
+
+def _update(
+    loss: torch.Tensor, params: list[nn.Parameter], optimizer: torch.optim.Optimizer, grad_clip: float
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    # First order: each update needs the gradients of its own parameters only.
+    loss.backward(inputs=params)
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
+def search_step(
+    model: SearchNetwork,
+    weight_batch: tuple[torch.Tensor, torch.Tensor],
+    arch_batch: tuple[torch.Tensor, torch.Tensor] | None,
+    weight_optimizer: torch.optim.Optimizer,
+    alpha_optimizer: torch.optim.Optimizer | None,
+    grad_clip: float,
+) -> dict[str, Any]:
+    """One step: the architecture update (if ``arch_batch``), then the weight update.
+
+    Returns the step's detached losses and correct-prediction counts.
+    """
+    stats: dict[str, Any] = {}
+    if arch_batch is not None and alpha_optimizer is not None:
+        x, y = arch_batch
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        _update(loss, model.arch_parameters(), alpha_optimizer, grad_clip)
+        stats["arch"] = (loss.detach() * y.numel(), (logits.argmax(1) == y).sum(), y.numel())
+    x, y = weight_batch
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    _update(loss, model.weight_parameters(), weight_optimizer, grad_clip)
+    stats["train"] = (loss.detach() * y.numel(), (logits.argmax(1) == y).sum(), y.numel())
+    return stats
+
+
+class _Meter:
+    """Sums of loss, correct predictions and samples, kept on the device (no per-step sync)."""
+
+    def __init__(self) -> None:
+        self.loss = self.correct = 0
+        self.count = 0
+
+    def add(self, loss_sum: torch.Tensor, correct: torch.Tensor, count: int) -> None:
+        self.loss = self.loss + loss_sum
+        self.correct = self.correct + correct
+        self.count += count
+
+    def result(self) -> tuple[float | None, float | None]:
+        if not self.count:
+            return None, None
+        return float(self.loss) / self.count, float(self.correct) / self.count
+
+
+def _to_device(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def run_search_stage(
+    candidates: Candidates,
+    settings: SearchSettings,
+    weight_batches: Batches,
+    arch_batches: Batches,
+    num_classes: int,
+    in_channels: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> StageResult:
+    """Runs one search stage from a fresh network and fresh alphas.
+
+    Args:
+        candidates: op names per edge and cell type searched in this stage.
+        settings: the stage's settings.
+        weight_batches: re-iterable batches of the weight split (e.g. a DataLoader).
+        arch_batches: re-iterable batches of the architecture split.
+        num_classes: classes of the dataset.
+        in_channels: image channels.
+        device: where to run.
+        seed: seeds the network and alpha initialisation.
+        on_epoch: called with each epoch's metrics when the epoch ends.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = SearchNetwork(
+        candidates,
+        settings.num_cells,
+        settings.init_channels,
+        num_classes,
+        in_channels=in_channels,
+        skip_dropout=settings.skip_dropout > 0,
+    ).to(device)
+    weight_optimizer = torch.optim.SGD(
+        model.weight_parameters(),
+        lr=settings.weight_lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+    )
+    alpha_optimizer = torch.optim.Adam(
+        model.arch_parameters(),
+        lr=settings.arch_lr,
+        betas=settings.arch_betas,
+        weight_decay=settings.arch_weight_decay,
+    )
+    history = []
+    for epoch in range(settings.epochs):
+        start = time.perf_counter()
+        lr = cosine_lr(epoch, settings.weight_lr, settings.epochs, settings.weight_lr_min)
+        for group in weight_optimizer.param_groups:
+            group["lr"] = lr
+        rate = skip_dropout_rate(epoch, settings.skip_dropout, settings.epochs, settings.warmup_epochs)
+        model.set_skip_dropout(rate)
+        model.train()
+        warmup = epoch < settings.warmup_epochs
+        meters = {"train": _Meter(), "arch": _Meter()}
+        arch_iter = None if warmup else iter(arch_batches)
+        for weight_batch in weight_batches:
+            arch_batch = None
+            if arch_iter is not None:
+                arch_batch = next(arch_iter, None)
+                if arch_batch is None:  # the architecture split ran out: restart it
+                    arch_iter = iter(arch_batches)
+                    arch_batch = next(arch_iter)
+                arch_batch = _to_device(arch_batch, device)
+            stats = search_step(
+                model,
+                _to_device(weight_batch, device),
+                arch_batch,
+                weight_optimizer,
+                None if warmup else alpha_optimizer,
+                settings.grad_clip,
+            )
+            for split, values in stats.items():
+                meters[split].add(*values)
+        train_loss, train_acc = meters["train"].result()
+        arch_loss, arch_acc = meters["arch"].result()
+        metrics = {
+            "epoch": epoch,
+            "warmup": warmup,
+            "lr": lr,
+            "skip_dropout": rate,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "arch_loss": arch_loss,
+            "arch_acc": arch_acc,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(metrics)
+        log.info(
+            "epoch %d/%d%s lr %.5f skip-dropout %.3f train loss %.4f acc %.4f",
+            epoch + 1,
+            settings.epochs,
+            " (warm-up)" if warmup else "",
+            lr,
+            rate,
+            train_loss if train_loss is not None else float("nan"),
+            train_acc if train_acc is not None else float("nan"),
+        )
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return StageResult(alphas=model.alphas.to_dict(), history=history, model=model)
