@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..operations import FactorizedReduce, ReLUConvBN, build_op
-from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates
+from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
 __all__ = ["ArchitectureParameters", "MixedOp", "SearchCell", "SearchNetwork"]
 
@@ -166,6 +166,7 @@ class SearchNetwork(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        candidates = {cell: [canonical_order(ops) for ops in candidates[cell]] for cell in CELL_TYPES}
         c_stem = stem_multiplier * init_channels
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),

@@ -1,0 +1,57 @@
+"""Drop-path (stochastic depth per sample) for the evaluation networks (PDARTS.md section 6).
+
+A functional op and its module wrapper, as in timm's ``layers/drop.py``: each sample of the batch
+keeps its whole tensor with probability ``1 - drop_prob`` (scaled by ``1 / (1 - drop_prob)``) or is
+zeroed. Works on any device; does nothing in eval mode or at rate 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["drop_path", "DropPath"]
+
+
+def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
+    """Zeroes whole samples of ``x`` with probability ``drop_prob`` and rescales the kept ones.
+
+    Args:
+        x: a batch, samples along dimension 0.
+        drop_prob: the probability of dropping a sample, in [0, 1].
+        training: drop only when true; otherwise ``x`` is returned as is.
+
+    Returns:
+        ``x`` itself when nothing is dropped, else a new tensor (``x`` is never modified).
+    """
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1.0 - drop_prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
+    if keep_prob > 0.0:
+        mask.div_(keep_prob)
+    return x * mask
+
+
+class DropPath(nn.Module):
+    """``drop_path`` as a module; the rate is the attribute ``drop_prob``, changeable at any time."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    @property
+    def drop_prob(self) -> float:
+        return self._drop_prob
+
+    @drop_prob.setter
+    def drop_prob(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"drop_prob must be in [0, 1], got {value}")
+        self._drop_prob = float(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.3f}"

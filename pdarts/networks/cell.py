@@ -1,0 +1,151 @@
+"""The evaluation cell built from a genotype, and the stack of cells both networks share
+(PDARTS.md sections 2 and 6).
+
+A cell preprocesses its two inputs (c_{k-2}, c_{k-1}) to ``channels`` channels; each of its 4
+nodes is the sum of 2 ops of the genotype applied to earlier states; its output concatenates the
+genotype's ``concat`` nodes. In a reduction cell the ops reading the cell inputs have stride 2.
+Every op output except an identity (the stride-1 ``skip_connect``) goes through drop-path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..genotype import Genotype
+from ..layers import DropPath
+from ..operations import FactorizedReduce, ReLUConvBN, build_op
+from ..search_space import NUM_NODES
+
+__all__ = ["EvalCell", "CellStack", "reduction_indices"]
+
+
+class EvalCell(nn.Module):
+    """One cell of an evaluation network (all BatchNorm affine).
+
+    Args:
+        genotype: the architecture; its ``reduce`` or ``normal`` half is used.
+        c_prev_prev: channels of input 0 (the output of the cell before the previous one).
+        c_prev: channels of input 1 (the output of the previous cell).
+        channels: channels of every node; the output has ``len(concat) * channels``.
+        reduction: whether this is a reduction cell (half resolution).
+        reduction_prev: whether the previous cell was one (input 0 then has twice this
+            cell's resolution and is reduced by a ``FactorizedReduce``).
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=True)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=True)
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=True)
+        pairs = genotype.reduce if reduction else genotype.normal
+        self.concat: tuple[int, ...] = tuple(genotype.reduce_concat if reduction else genotype.normal_concat)
+        self.inputs: tuple[int, ...] = tuple(source for _, source in pairs)
+        self.ops = nn.ModuleList(
+            build_op(name, channels, 2 if reduction and source < 2 else 1, affine=True) for name, source in pairs
+        )
+        # Drop-path on every op output but an identity's (DARTS's evaluation cell does the same).
+        self.drop_path = DropPath()
+        self._drops_path = tuple(not isinstance(op, nn.Identity) for op in self.ops)
+        self.out_channels = len(self.concat) * channels
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        ops_per_node = len(self.ops) // NUM_NODES
+        for node in range(NUM_NODES):
+            node_sum = None
+            for k in range(node * ops_per_node, (node + 1) * ops_per_node):
+                out = self.ops[k](states[self.inputs[k]])
+                if self._drops_path[k]:
+                    out = self.drop_path(out)
+                node_sum = out if node_sum is None else node_sum + out
+            states.append(node_sum)
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class CellStack(nn.ModuleList):
+    """``num_cells`` evaluation cells, reductions at L//3 and 2L//3 (channels doubled at each).
+
+    Args:
+        genotype: the architecture of every cell.
+        num_cells: L.
+        c_prev_prev: channels of the first cell's input 0.
+        c_prev: channels of the first cell's input 1.
+        channels: C, the node channels of the first cells.
+        reduction_prev: whether the first cell's input 0 has twice its input 1's resolution
+            (the ImageNet stem).
+
+    Attributes:
+        out_channels: channels of the last cell's output.
+        auxiliary_index: the cell after which an auxiliary head reads (2L//3, the second reduction).
+        auxiliary_channels: channels of that cell's output.
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        num_cells: int,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        reduction_prev: bool = False,
+    ) -> None:
+        if num_cells < 1:
+            raise ValueError(f"num_cells must be >= 1, got {num_cells}")
+        super().__init__()
+        reductions = reduction_indices(num_cells)
+        self.auxiliary_index = 2 * num_cells // 3
+        for index in range(num_cells):
+            reduction = index in reductions
+            if reduction:
+                channels *= 2
+            cell = EvalCell(genotype, c_prev_prev, c_prev, channels, reduction, reduction_prev)
+            self.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.out_channels
+            if index == self.auxiliary_index:
+                self.auxiliary_channels = c_prev
+        self.out_channels = c_prev
+        self._drop_path_prob = 0.0
+
+    @property
+    def drop_path_prob(self) -> float:
+        """The drop-path rate of every cell (PDARTS.md 6: 0.3 * epoch / epochs on CIFAR)."""
+        return self._drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, value: float) -> None:
+        for cell in self:
+            cell.drop_path.drop_prob = value
+        self._drop_path_prob = float(value)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs every cell.
+
+        Returns:
+            The last cell's output and the output of cell ``auxiliary_index``.
+        """
+        auxiliary_input = s1
+        for index, cell in enumerate(self):
+            s0, s1 = s1, cell(s0, s1)
+            if index == self.auxiliary_index:
+                auxiliary_input = s1
+        return s1, auxiliary_input
+
+
+def reduction_indices(num_cells: int) -> Sequence[int]:
+    """Indices of the reduction cells: L//3 and 2L//3 (one cell when they coincide)."""
+    return sorted({num_cells // 3, 2 * num_cells // 3})

@@ -1,0 +1,79 @@
+import torch
+from torch import nn
+
+from pdarts.search.model import MixedOp, SearchNetwork
+from pdarts.search_space import full_candidates
+
+
+def test_stage_one_supernet_has_the_papers_weight_count():
+    net = SearchNetwork(full_candidates(), num_cells=5, init_channels=16, num_classes=10)
+    assert sum(p.numel() for p in net.weight_parameters()) == 1_275_834
+
+
+def test_alphas_are_registered_and_owned_apart_from_weights():
+    net = SearchNetwork(full_candidates(), num_cells=5, init_channels=8, num_classes=10)
+    weights, alphas = net.weight_parameters(), net.arch_parameters()
+    assert len(alphas) == 28 and all(a.shape == (8,) for a in alphas)
+    assert not {id(p) for p in weights} & {id(p) for p in alphas}
+    assert len(weights) + len(alphas) == len(list(net.parameters()))
+    keys = net.state_dict().keys()
+    assert "alphas.normal.0" in keys and "alphas.reduce.13" in keys
+    assert float(torch.cat([a.detach() for a in alphas]).abs().max()) < 0.01  # 1e-3 * N(0, 1)
+
+
+def test_reductions_at_a_third_and_two_thirds_and_shared_alphas():
+    net = SearchNetwork(full_candidates(), num_cells=8, init_channels=4, num_classes=3)
+    assert [c.reduction for c in net.cells] == [False, False, True, False, False, True, False, False]
+    out = net(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, 3)
+    out.sum().backward()
+    # every normal cell contributes to the same normal alphas
+    assert all(a.grad is not None for a in net.arch_parameters())
+
+
+def test_mixed_op_is_the_softmax_weighted_sum_of_its_ops():
+    torch.manual_seed(0)
+    op = MixedOp(4, 1, ("none", "avg_pool_3x3", "skip_connect", "sep_conv_3x3")).eval()
+    x = torch.randn(2, 4, 6, 6)
+    w = torch.softmax(torch.tensor([0.3, -0.2, 0.5, 0.1]), 0)
+    expected = sum(w[i + 1] * op.ops[name](x) for i, name in enumerate(op.op_names[1:]))
+    assert torch.allclose(op(x, w), expected)
+    only_none = MixedOp(4, 2, ("none",))
+    assert only_none(x, torch.ones(1)).shape == (2, 4, 3, 3)
+
+
+def test_candidate_lists_shape_the_supernet():
+    cands = full_candidates(["skip_connect", "sep_conv_3x3"])
+    cands["normal"] = list(cands["normal"])
+    cands["normal"][3] = ("none", "dil_conv_5x5", "max_pool_3x3")
+    net = SearchNetwork(cands, num_cells=3, init_channels=4, num_classes=2)
+    assert net.alphas.normal[3].shape == (3,)
+    assert tuple(net.cells[0].edges[3].ops) == ("max_pool_3x3", "dil_conv_5x5")
+    assert net.alphas.to_dict()["normal"][3]["ops"] == ["none", "max_pool_3x3", "dil_conv_5x5"]
+
+
+def _dropouts(net):
+    return [m for m in net.modules() if isinstance(m, nn.Dropout)]
+
+
+def test_skip_dropout_only_on_stride_one_skips_of_normal_cells():
+    net = SearchNetwork(full_candidates(), 5, 4, 10, skip_dropout=True)
+    normal_cells = [c for c in net.cells if not c.reduction]
+    # 14 stride-1 skips per normal cell, none in reduction cells
+    assert len(_dropouts(net)) == 14 * len(normal_cells) == 42
+    for cell in net.cells:
+        if cell.reduction:
+            assert not any(isinstance(m, nn.Dropout) for m in cell.modules())
+    assert not _dropouts(SearchNetwork(full_candidates(), 5, 4, 10, skip_dropout=False))
+    net.set_skip_dropout(0.3)
+    assert {d.p for d in _dropouts(net)} == {0.3}
+
+
+def test_skip_dropout_acts_in_training_only():
+    op = MixedOp(4, 1, ("skip_connect",), skip_dropout=True)
+    op.ops["skip_connect"][1].p = 0.5
+    x = torch.ones(1, 4, 8, 8)
+    op.train()
+    assert (op(x, torch.ones(1)) == 0).any()
+    op.eval()
+    assert torch.equal(op(x, torch.ones(1)), x)

@@ -1,0 +1,73 @@
+"""One search stage on tiny random data, on the CPU."""
+
+import pytest
+import torch
+
+from pdarts.search.model import SearchNetwork
+from pdarts.search.stage import SearchSettings, run_search_stage
+from pdarts.search_space import full_candidates
+
+CANDIDATES = full_candidates(["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"])
+
+
+def _batches(seed: int, n: int = 2, batch: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(batch, 1, 8, 8, generator=g), torch.randint(0, 3, (batch,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def _run(epochs: int, warmup: int, seed: int = 0, skip_dropout: float = 0.3):
+    settings = SearchSettings(
+        num_cells=3, skip_dropout=skip_dropout, epochs=epochs, warmup_epochs=warmup, init_channels=4
+    )
+    return run_search_stage(
+        CANDIDATES, settings, _batches(1), _batches(2), num_classes=3, in_channels=1, device="cpu", seed=seed
+    )
+
+
+def _initial_alphas(seed: int = 0):
+    torch.manual_seed(seed)
+    return SearchNetwork(CANDIDATES, 3, 4, 3, in_channels=1, skip_dropout=True).alphas.to_dict()
+
+
+def _alpha_values(alphas):
+    return [edge["alpha"] for cell in ("normal", "reduce") for edge in alphas[cell]]
+
+
+def test_warmup_leaves_alphas_untouched_and_search_moves_them():
+    initial = _alpha_values(_initial_alphas())
+    warm = _run(epochs=2, warmup=2)
+    assert _alpha_values(warm.alphas) == initial
+    searched = _run(epochs=3, warmup=2)
+    moved = [abs(a - b) for ea, eb in zip(_alpha_values(searched.alphas), initial) for a, b in zip(ea, eb)]
+    assert max(moved) > 1e-5
+
+
+def test_metrics_per_epoch():
+    result = _run(epochs=3, warmup=1)
+    assert [m["epoch"] for m in result.history] == [0, 1, 2]
+    assert [m["warmup"] for m in result.history] == [True, False, False]
+    first, last = result.history[0], result.history[-1]
+    assert first["arch_loss"] is None and last["arch_loss"] > 0 and 0 <= last["arch_acc"] <= 1
+    assert first["lr"] == pytest.approx(0.025) and last["lr"] < first["lr"]
+    assert first["skip_dropout"] == pytest.approx(0.3 * 2 / 3)
+    assert last["skip_dropout"] == pytest.approx(0.3 * 2.718281828**-0.2)
+    assert all(m["seconds"] > 0 and m["train_loss"] > 0 for m in result.history)
+
+
+def test_same_seed_same_alphas_different_seed_different():
+    a = _run(epochs=2, warmup=1, seed=3)
+    b = _run(epochs=2, warmup=1, seed=3)
+    c = _run(epochs=2, warmup=1, seed=4)
+    assert _alpha_values(a.alphas) == _alpha_values(b.alphas)
+    assert _alpha_values(a.alphas) != _alpha_values(c.alphas)
+
+
+def test_alphas_are_in_the_derive_format():
+    alphas = _run(epochs=1, warmup=0).alphas
+    edge = alphas["normal"][4]
+    assert edge["ops"] == ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
+    assert len(edge["alpha"]) == 4 and sum(edge["weights"]) == pytest.approx(1.0)
+    assert (edge["source"], edge["target"]) == (2, 3)
