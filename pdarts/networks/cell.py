@@ -55,7 +55,8 @@ class EvalCell(nn.Module):
         self.concat: tuple[int, ...] = tuple(genotype.reduce_concat if reduction else genotype.normal_concat)
         self.inputs: tuple[int, ...] = tuple(source for _, source in pairs)
         self.ops = nn.ModuleList(
-            build_op(name, channels, 2 if reduction and source < 2 else 1, affine=True) for name, source in pairs
+            build_op(name, channels, 2 if reduction and source < 2 else 1, affine=True)
+            for name, source in pairs
         )
         # Drop-path on every op output but an identity's (DARTS's evaluation cell does the same).
         self.drop_path = DropPath()

@@ -1,0 +1,73 @@
+"""The CIFAR evaluation network (PDARTS.md section 6): 20 cells, C = 36, auxiliary head, drop-path.
+
+The same class serves any small-image data set (``in_channels``, ``num_classes``): at 8x8 inputs
+the feature map at the auxiliary head is 2x2, which the head handles by adaptive pooling.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..genotype import Genotype
+from .cell import CellStack
+from .heads import AuxiliaryHead, cifar_auxiliary_head
+
+__all__ = ["CifarNetwork"]
+
+
+class CifarNetwork(nn.Module):
+    """Stem (3x3 conv to ``stem_multiplier * C``, BN), the cells, global average pool, linear.
+
+    Args:
+        genotype: the architecture of every cell.
+        num_cells: L; reduction cells at L//3 and 2L//3.
+        init_channels: C, the node channels of the first cells.
+        num_classes: classifier outputs.
+        in_channels: image channels.
+        auxiliary: whether to build the auxiliary head (read after cell 2L//3, in training only).
+        stem_multiplier: the stem gives ``stem_multiplier * C`` channels.
+
+    ``drop_path_prob`` (default 0) sets the drop-path rate of every cell; change it per epoch.
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        num_cells: int = 20,
+        init_channels: int = 36,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        auxiliary: bool = True,
+        stem_multiplier: int = 3,
+    ) -> None:
+        super().__init__()
+        c_stem = stem_multiplier * init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_stem),
+        )
+        self.cells = CellStack(genotype, num_cells, c_stem, c_stem, init_channels)
+        self.auxiliary_head: AuxiliaryHead | None = (
+            cifar_auxiliary_head(self.cells.auxiliary_channels, num_classes) if auxiliary else None
+        )
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(self.cells.out_channels, num_classes)
+
+    @property
+    def drop_path_prob(self) -> float:
+        return self.cells.drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, value: float) -> None:
+        self.cells.drop_path_prob = value
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns ``(logits, auxiliary_logits)``; the latter is None unless training with the head."""
+        s = self.stem(x)
+        out, auxiliary_input = self.cells(s, s)
+        logits = self.classifier(self.global_pooling(out).flatten(1))
+        auxiliary_logits = None
+        if self.auxiliary_head is not None and self.training:
+            auxiliary_logits = self.auxiliary_head(auxiliary_input)
+        return logits, auxiliary_logits
