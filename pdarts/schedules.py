@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["cosine_lr", "skip_dropout_rate"]
+__all__ = ["cosine_lr", "linear_lr", "skip_dropout_rate"]
 
 
 def cosine_lr(epoch: int, base_lr: float, epochs: int, min_lr: float = 0.0) -> float:
@@ -24,3 +24,14 @@ def skip_dropout_rate(epoch: int, rate: float, epochs: int, warmup_epochs: int) 
     if epoch < warmup_epochs:
         return rate * (epochs - epoch - 1) / epochs
     return rate * math.exp(-0.2 * (epoch - warmup_epochs))
+
+
+def linear_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int = 0) -> float:
+    """Linear warm-up over ``warmup_epochs``, then linear decay to 0 at ``epochs`` (ImageNet recipe).
+
+    Evaluated at the start of ``epoch`` (0-based): warm-up epochs give base * (e + 1) / W; after it
+    the rate falls linearly from base_lr, reaching base * 1 / (E - W) in the last epoch.
+    """
+    if epoch < warmup_epochs:
+        return base_lr * (epoch + 1) / warmup_epochs
+    return base_lr * (1.0 - (epoch - warmup_epochs) / (epochs - warmup_epochs))

@@ -11,13 +11,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import PdartsError
-from . import derive
+from . import check, derive, evaluate, prepare, prune, search, summary, train
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (derive,)
+COMMANDS = (check, prepare, prune, search, derive, train, evaluate, summary)
 USER_ERROR = 2
 
 
@@ -31,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pdarts", description="P-DARTS as a cached pipeline: one subcommand per step.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--log", metavar="FILE", help="also write the log to FILE")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         module.add_parser(commands)
@@ -39,16 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if args.log:
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(args.log, mode="w"))
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
-        stream=sys.stderr,
+        handlers=handlers,
     )
     try:
         args.run(args)
     except PdartsError as exc:
+        logging.getLogger("pdarts").debug("user error", exc_info=True)
         print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)
+        if args.log:
+            with open(args.log, "a") as handle:
+                handle.write(f"pdarts {args.command}: error: {exc}\n")
         return USER_ERROR
     except KeyboardInterrupt:
         print(f"pdarts {args.command}: interrupted", file=sys.stderr)

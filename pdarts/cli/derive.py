@@ -36,6 +36,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--alphas", required=True, help="alphas JSON of the last search stage")
     parser.add_argument(
         "--max-skip",
+        "--max_skip",
+        dest="max_skip",
         required=True,
         type=_max_skip,
         metavar="M",

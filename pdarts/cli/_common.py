@@ -1,0 +1,98 @@
+"""I/O shared by the step entry points: devices, data manifests, loaders, checkpoints, metrics files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import PdartsError
+from ..io import atomic_path, read_json, write_json
+
+log = logging.getLogger("pdarts")
+
+ARRAYS_FORMAT = "arrays"
+IMAGEFOLDER_FORMAT = "imagefolder"
+
+
+def resolve_device(name: str):
+    """``auto`` -> CUDA if available, else CPU; anything else as given (checked)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PdartsError(
+            f"device {name!r} asked for, but CUDA is not available here; set device: auto or cpu"
+        )
+    return device
+
+
+def array_digest(*arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def read_manifest(path: str | Path, expected_format: str) -> dict[str, Any]:
+    """A data manifest written by a prepare step; refuses one of the wrong kind."""
+    manifest = read_json(path, "data manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        raise PdartsError(
+            f"{path} is not a {expected_format} data manifest; pass the file the prepare step wrote"
+        )
+    return manifest
+
+
+def load_split(manifest: dict[str, Any], train: bool):
+    """The arrays of a prepared dataset, checked against the manifest's digest."""
+    from ..data import load_arrays
+
+    split = "train" if train else "test"
+    images, labels = load_arrays(manifest["dataset"], manifest["root"], train=train)
+    if array_digest(images, labels) != manifest["sha256"][split]:
+        raise PdartsError(
+            f"the {manifest['dataset']} {split} data under {manifest['root']!r} changed since it was "
+            "prepared; "
+            "rerun the prepare_data step (dvc repro -f prepare_data / snakemake -R prepare_data)"
+        )
+    return images, labels
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then rename."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint safely (tensors and plain data only)."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise PdartsError(f"model file {path} does not exist; run the step that trains it first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PdartsError(f"{path} is not a readable pdarts checkpoint ({first}); retrain it") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload or "network" not in payload:
+        raise PdartsError(f"{path} is not a pdarts model file (no 'state_dict'/'network'); retrain it")
+    return payload
+
+
+def write_metrics(
+    out_dir: Path, metrics: dict[str, Any], history: list[dict[str, Any]] | None = None
+) -> None:
+    """Writes ``metrics.json`` (for ``dvc metrics``) and ``history.json`` (per epoch, for plots)."""
+    if history is not None:
+        write_json(out_dir / "history.json", history)
+    write_json(out_dir / "metrics.json", metrics)

@@ -1,0 +1,44 @@
+"""Command-line options built from the settings schema, one option per setting of a section.
+
+The pipeline passes a section as flags (DVC's ``${section}`` unpacking, mirrored by the Snakefile):
+``--key value``, ``--flag`` / ``--no-flag`` for booleans, ``--key a b c`` for lists. Both spellings
+``--weight_lr`` and ``--weight-lr`` are accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import section_schema, validate_section
+
+_TYPES = {"integer": int, "number": float, "string": str}
+
+
+def add_section_options(parser: argparse.ArgumentParser, section: str) -> None:
+    """Adds an option for every setting of ``section`` (default and help from the schema)."""
+    group = parser.add_argument_group(f"{section} settings (params.yaml)")
+    for key, prop in section_schema(section)["properties"].items():
+        names = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+        kwargs: dict[str, Any] = {"dest": key, "default": prop.get("default")}
+        help_text = prop.get("description", "")
+        if "default" in prop:
+            help_text += f" (default: {prop['default']})"
+        if prop.get("type") == "boolean":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif prop.get("type") == "array":
+            kwargs.update(nargs="+", metavar="ITEM")
+        elif "enum" in prop:
+            kwargs.update(choices=prop["enum"])
+        else:
+            kwargs["type"] = _TYPES[prop["type"]]
+        if "default" not in prop:
+            kwargs["required"] = True
+        group.add_argument(*names, help=help_text.strip(), **kwargs)
+
+
+def section_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """The section's settings from parsed options, validated against the schema."""
+    values = {key: getattr(args, key) for key in section_schema(section)["properties"]}
+    validate_section(values, section)
+    return values

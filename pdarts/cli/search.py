@@ -1,0 +1,141 @@
+"""``pdarts search``: one progressive search stage (PDARTS.md section 3).
+
+    pdarts search --stage stage2 --cells 11 --skip_dropout 0.4 \\
+        --candidates results/search/stage2/candidates.json --data results/data/dataset.json \\
+        [search.common settings] --out results/search/stage2
+
+Writes ``alphas.json`` (the ``pdarts derive --alphas`` format, with the stage's settings),
+``metrics.json`` and ``history.json`` (per epoch) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from ..errors import PdartsError
+from ..io import read_json, write_json
+from ..search_space import validate_candidates
+from ._common import ARRAYS_FORMAT, load_split, read_manifest, resolve_device, write_metrics
+from ._settings import add_section_options, section_values
+
+log = logging.getLogger("pdarts.search")
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("search", help="run one progressive search stage")
+    parser.add_argument("--stage", required=True, help="the stage's name (search.stages[].name)")
+    parser.add_argument("--cells", required=True, type=_positive, help="L, cells of the supernet")
+    parser.add_argument(
+        "--skip_dropout",
+        "--skip-dropout",
+        dest="skip_dropout",
+        required=True,
+        type=_rate,
+        help="initial skip-connect dropout rate of this stage",
+    )
+    parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
+    parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
+    add_section_options(parser, "search.common")
+    parser.add_argument("--out", required=True, help="folder for alphas.json, metrics.json, history.json")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
+    from ..search.stage import SearchSettings, run_search_stage
+
+    common = section_values(args, "search.common")
+    candidates = validate_candidates(read_json(args.candidates, "candidates"), what=str(args.candidates))
+    manifest = read_manifest(args.data, ARRAYS_FORMAT)
+    device = resolve_device(common["device"])
+    if common["warmup_epochs"] > common["epochs"]:
+        raise PdartsError(
+            f"warmup_epochs ({common['warmup_epochs']}) is more than epochs ({common['epochs']})"
+        )
+
+    info = dataset_info(manifest["dataset"])
+    images, labels = load_split(manifest, train=True)
+    weight_idx, arch_idx = search_halves(len(labels))
+    transform = train_transform(info)
+    loaders = [
+        make_loader(
+            ArrayDataset(images[idx], labels[idx], transform),
+            common["batch_size"],
+            shuffle=True,
+            seed=common["seed"] + offset,
+            num_workers=common["workers"],
+            pin_memory=device.type == "cuda",
+        )
+        for offset, idx in enumerate((weight_idx, arch_idx))
+    ]
+    settings = SearchSettings(
+        num_cells=args.cells,
+        skip_dropout=args.skip_dropout,
+        epochs=common["epochs"],
+        warmup_epochs=common["warmup_epochs"],
+        init_channels=common["init_channels"],
+        weight_lr=common["weight_lr"],
+        weight_lr_min=common["weight_lr_min"],
+        momentum=common["momentum"],
+        weight_decay=common["weight_decay"],
+        arch_lr=common["arch_lr"],
+        arch_weight_decay=common["arch_weight_decay"],
+        grad_clip=common["grad_clip"],
+    )
+    log.info(
+        "stage %s: %d cells, %d ops per edge, skip dropout %.2f, %d+%d images, on %s",
+        args.stage,
+        args.cells,
+        max(len(ops) for ops in candidates["normal"]),
+        args.skip_dropout,
+        len(weight_idx),
+        len(arch_idx),
+        device,
+    )
+    start = time.perf_counter()
+    result = run_search_stage(
+        candidates,
+        settings,
+        loaders[0],
+        loaders[1],
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        device=device,
+        seed=common["seed"],
+    )
+    seconds = time.perf_counter() - start
+
+    out = Path(args.out)
+    stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
+    write_json(out / "alphas.json", {**result.alphas, "settings": stage_settings})
+    last = result.history[-1]
+    write_metrics(
+        out,
+        {
+            "train_acc": last["train_acc"],
+            "train_loss": last["train_loss"],
+            "arch_acc": last["arch_acc"],
+            "arch_loss": last["arch_loss"],
+            "seconds": round(seconds, 3),
+            "weights": sum(p.numel() for p in result.model.weight_parameters()),
+        },
+        result.history,
+    )
+    log.info("stage %s done in %.1f s: train acc %.4f", args.stage, seconds, last["train_acc"])
