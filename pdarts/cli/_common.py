@@ -53,6 +53,8 @@ def load_split(manifest: dict[str, Any], train: bool):
 
     split = "train" if train else "test"
     images, labels = load_arrays(manifest["dataset"], manifest["root"], train=train)
+    if manifest.get("subset"):
+        images, labels = images[: manifest["subset"]], labels[: manifest["subset"]]
     if array_digest(images, labels) != manifest["sha256"][split]:
         raise PdartsError(
             f"the {manifest['dataset']} {split} data under {manifest['root']!r} changed since it was "

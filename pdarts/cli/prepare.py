@@ -66,6 +66,8 @@ def run_data(args: argparse.Namespace) -> None:
         images, labels = load_arrays(
             settings["dataset"], settings["root"], train=train, download=settings["download"]
         )
+        if settings["subset"]:
+            images, labels = images[: settings["subset"]], labels[: settings["subset"]]
         splits[split] = array_digest(images, labels)
         sizes[split] = len(labels)
     write_json(
@@ -74,6 +76,7 @@ def run_data(args: argparse.Namespace) -> None:
             "format": ARRAYS_FORMAT,
             "dataset": info.name,
             "root": settings["root"],
+            "subset": settings["subset"],
             "num_classes": info.num_classes,
             "in_channels": info.in_channels,
             "image_size": info.image_size,

@@ -1,0 +1,37 @@
+# Validation of the config and the helpers every rule uses.
+import re
+import shlex
+
+from snakemake.utils import validate
+
+import pdarts.config
+
+# Structure and ranges from the schema, then the rules a schema cannot say (stage chain, ops growth).
+validate(config, str(pdarts.config.SCHEMA_PATH))
+pdarts.config.check_params(config)
+
+STAGES = {stage["name"]: stage for stage in config["search"]["stages"]}
+LAST_STAGE = config["search"]["stages"][-1]["name"]
+
+
+wildcard_constraints:
+    stage="|".join(re.escape(name) for name in STAGES),
+
+
+def flags(section):
+    """A settings section as command-line flags, exactly as DVC's ${section} expands it
+    (with `parsing.bool: boolean_optional` in .dvc/config)."""
+    words = []
+    for key, value in section.items():
+        if isinstance(value, bool):
+            words.append(f"--{key}" if value else f"--no-{key}")
+        elif isinstance(value, list):
+            words += [f"--{key}"] + [shlex.quote(str(item)) for item in value]
+        else:
+            words += [f"--{key}", shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def stage_setting(key):
+    """A per-stage setting of search.stages, looked up by the {stage} wildcard."""
+    return lambda wildcards: STAGES[wildcards.stage][key]

@@ -1,0 +1,64 @@
+# Training the found cell from scratch (CIFAR recipe), transferring it (ImageNet recipe), evaluating.
+
+
+rule train:
+    input:
+        genotype=rules.derive.output.genotype,
+        data=rules.prepare_data.output[0],
+    output:
+        model="results/train/model.pt",
+        metrics="results/train/metrics.json",
+        history="results/train/history.json",
+    params:
+        flags=flags(config["train"]),
+    log:
+        "logs/train.log",
+    shell:
+        "pdarts --log {log} train --genotype {input.genotype} --data {input.data} {params.flags}"
+        " --out results/train"
+
+
+rule transfer:
+    input:
+        genotype=rules.derive.output.genotype,
+        data=rules.prepare_transfer.output[0],
+    output:
+        model="results/transfer/model.pt",
+        metrics="results/transfer/metrics.json",
+        history="results/transfer/history.json",
+    params:
+        flags=flags(config["transfer"]),
+    log:
+        "logs/transfer.log",
+    shell:
+        "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data}/manifest.json"
+        " {params.flags} --out results/transfer"
+
+
+rule evaluate_train:
+    input:
+        model=rules.train.output.model,
+        data=rules.prepare_data.output[0],
+    output:
+        "results/evaluate/train.json",
+    params:
+        flags=flags(config["evaluate"]),
+    log:
+        "logs/evaluate_train.log",
+    shell:
+        "pdarts --log {log} evaluate --model {input.model} --data {input.data} {params.flags} --out {output}"
+
+
+rule evaluate_transfer:
+    input:
+        model=rules.transfer.output.model,
+        data=rules.prepare_transfer.output[0],
+    output:
+        "results/evaluate/transfer.json",
+    params:
+        flags=flags(config["evaluate"]),
+    log:
+        "logs/evaluate_transfer.log",
+    shell:
+        "pdarts --log {log} evaluate --model {input.model} --data {input.data}/manifest.json {params.flags}"
+        " --out {output}"
