@@ -58,17 +58,18 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
-    from ..search.stage import SearchSettings, run_search_stage
-
+    # Every input is checked before torch is imported: a bad one fails in a fraction of a second.
     common = section_values(args, "search.common")
     candidates = validate_candidates(read_json(args.candidates, "candidates"), what=str(args.candidates))
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    device = resolve_device(common["device"])
     if common["warmup_epochs"] > common["epochs"]:
         raise PdartsError(
             f"warmup_epochs ({common['warmup_epochs']}) is more than epochs ({common['epochs']})"
         )
+    device = resolve_device(common["device"])
+
+    from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
+    from ..search.stage import SearchSettings, run_search_stage
 
     info = dataset_info(manifest["dataset"])
     images, labels = load_split(manifest, train=True)

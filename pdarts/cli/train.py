@@ -134,16 +134,17 @@ def _save(
 
 
 def run_train(args: argparse.Namespace) -> None:
+    settings = section_values(args, "train")
+    genotype = load_genotype(args.genotype)
+    manifest = read_manifest(args.data, ARRAYS_FORMAT)
+    device = resolve_device(settings["device"])
+
     import torch
 
     from ..data import ArrayDataset, dataset_info, make_loader, train_transform
     from ..networks import build_network
     from ..schedules import cosine_lr
 
-    settings = section_values(args, "train")
-    genotype = load_genotype(args.genotype)
-    manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    device = resolve_device(settings["device"])
     info = dataset_info(manifest["dataset"])
     images, labels = load_split(manifest, train=True)
     loader = make_loader(
@@ -187,16 +188,17 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_transfer(args: argparse.Namespace) -> None:
+    settings = section_values(args, "transfer")
+    genotype = load_genotype(args.genotype)
+    manifest = read_manifest(args.data, IMAGEFOLDER_FORMAT)
+    device = resolve_device(settings["device"])
+
     import torch
 
     from ..data import image_folder, imagenet_train_transform, make_loader
     from ..networks import build_network
     from ..schedules import linear_lr
 
-    settings = section_values(args, "transfer")
-    genotype = load_genotype(args.genotype)
-    manifest = read_manifest(args.data, IMAGEFOLDER_FORMAT)
-    device = resolve_device(settings["device"])
     dataset = image_folder(manifest["root"], "train", imagenet_train_transform(settings["image_size"]))
     loader = make_loader(
         dataset,

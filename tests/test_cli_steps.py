@@ -1,0 +1,227 @@
+"""The pipeline's step commands refuse bad input with one line, exit status 2 and no artifact.
+
+(The happy path of every step runs in tests/test_workflow.py, under DVC and Snakemake.)
+"""
+
+import json
+
+import pytest
+import yaml
+
+from pdarts.config import load_params
+
+from .conftest import ROOT
+
+SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
+
+
+def _flags(section: dict) -> list[str]:
+    words = []
+    for key, value in section.items():
+        if isinstance(value, bool):
+            words.append(f"--{key}" if value else f"--no-{key}")
+        elif isinstance(value, list):
+            words += [f"--{key}", *map(str, value)]
+        else:
+            words += [f"--{key}", str(value)]
+    return words
+
+
+def _assert_refused(proc, message, out_paths=()):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[0]
+    for path in out_paths:
+        assert not path.exists(), path
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A digits manifest, the initial space and a genotype, made by the real commands."""
+    import subprocess
+    import sys
+
+    base = tmp_path_factory.mktemp("prepared")
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pdarts", *map(str, args)], cwd=base, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run("prepare-data", *_flags(SMOKE["data"]), "--out", "dataset.json")
+    run("prepare-space", *_flags(SMOKE["search"]["space"]), "--out", "space.json")
+    (base / "genotype.json").write_text(
+        json.dumps(
+            {
+                "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4,
+                "normal_concat": [2, 3, 4, 5],
+                "reduce": [["max_pool_3x3", 0], ["skip_connect", 1]] * 4,
+                "reduce_concat": [2, 3, 4, 5],
+            }
+        )
+    )
+    return base
+
+
+def test_prepared_manifest_and_space(prepared):
+    manifest = json.loads((prepared / "dataset.json").read_text())
+    assert manifest["format"] == "arrays" and manifest["dataset"] == "digits"
+    assert (manifest["train"], manifest["test"], manifest["subset"]) == (64, 64, 64)
+    assert manifest["num_classes"] == 10 and manifest["in_channels"] == 1
+    space = json.loads((prepared / "space.json").read_text())
+    assert len(space["normal"]) == 14 and space["reduce"][0]["alpha"] == [0.0] * 8
+
+
+def test_prune_keeps_all_from_the_space_and_refuses_growth(prepared, run_pdarts, tmp_path):
+    out = tmp_path / "candidates.json"
+    proc = run_pdarts(
+        "prune", "--alphas", prepared / "space.json", "--keep", 8, "--stage", "s1", "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["normal"][0] == SMOKE["search"]["space"]["ops"] and data["stage"] == "s1"
+    proc = run_pdarts(
+        "prune",
+        "--alphas",
+        prepared / "space.json",
+        "--keep",
+        9,
+        "--stage",
+        "s2",
+        "--out",
+        tmp_path / "more.json",
+    )
+    _assert_refused(proc, "would keep 9 ops per edge", [tmp_path / "more.json"])
+
+
+def _search_args(prepared, candidates, out, **overrides):
+    common = {**SMOKE["search"]["common"], **overrides}
+    return [
+        "search",
+        "--stage",
+        "s1",
+        "--cells",
+        2,
+        "--skip_dropout",
+        0.0,
+        "--candidates",
+        candidates,
+        "--data",
+        prepared / "dataset.json",
+        *_flags(common),
+        "--out",
+        out,
+    ]
+
+
+def test_search_refuses_bad_candidates_and_settings(prepared, run_pdarts, tmp_path):
+    bad = tmp_path / "candidates.json"
+    bad.write_text(json.dumps({"normal": [["conv_9x9"]] * 14, "reduce": [["skip_connect"]] * 14}))
+    out = tmp_path / "stage"
+    _assert_refused(run_pdarts(*_search_args(prepared, bad, out)), "unknown op 'conv_9x9'", [out])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"normal": [["skip_connect"]] * 14, "reduce": [["skip_connect"]] * 14}))
+    _assert_refused(
+        run_pdarts(*_search_args(prepared, good, out, epochs=0)),
+        "search.common.epochs: 0 is less than the minimum of 1",
+        [out],
+    )
+    _assert_refused(
+        run_pdarts(*_search_args(prepared, good, out, weight_lr="fast")),
+        "--weight_lr/--weight-lr: invalid float value: 'fast'",
+        [out],
+    )
+    _assert_refused(
+        run_pdarts(*_search_args(prepared, good, out)[:-4], "--data", good, "--out", out),
+        "is not a arrays data manifest",
+        [out],
+    )
+
+
+def _train_args(prepared, genotype, out, **overrides):
+    return [
+        "train",
+        "--genotype",
+        genotype,
+        "--data",
+        prepared / "dataset.json",
+        *_flags({**SMOKE["train"], **overrides}),
+        "--out",
+        out,
+    ]
+
+
+def test_train_refuses_a_missing_or_bad_genotype(prepared, run_pdarts, tmp_path):
+    out = tmp_path / "train"
+    _assert_refused(run_pdarts(*_train_args(prepared, tmp_path / "nope.json", out)), "nope.json", [out])
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"normal": [], "normal_concat": [2, 3, 4, 5], "reduce": [], "reduce_concat": [2, 3, 4, 5]})
+    )
+    _assert_refused(run_pdarts(*_train_args(prepared, bad, out)), "expected 8 [op, input] pairs", [out])
+    _assert_refused(
+        run_pdarts(*_train_args(prepared, prepared / "genotype.json", out, device="cuda:0")),
+        "CUDA is not available",
+        [out],
+    )
+
+
+def test_train_then_evaluate_and_refuse_a_corrupt_model(prepared, run_pdarts, tmp_path):
+    out = tmp_path / "train"
+    proc = run_pdarts(*_train_args(prepared, prepared / "genotype.json", out))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == SMOKE["train"]["epochs"] and metrics["params"] > 0
+    result = tmp_path / "eval.json"
+    evaluate = ["evaluate", "--data", prepared / "dataset.json", *_flags(SMOKE["evaluate"])]
+    proc = run_pdarts(*evaluate, "--model", out / "model.pt", "--out", result)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(result.read_text())
+    assert scores["samples"] == 64 and 0 <= scores["top1_err"] <= 1 and scores["params"] == metrics["params"]
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((out / "model.pt").read_bytes()[:1000])
+    _assert_refused(
+        run_pdarts(*evaluate, "--model", truncated, "--out", tmp_path / "e2.json"),
+        "is not a readable pdarts checkpoint",
+        [tmp_path / "e2.json"],
+    )
+
+
+def test_prepare_refuses_missing_data(run_pdarts, tmp_path):
+    out = tmp_path / "dataset.json"
+    proc = run_pdarts(
+        "prepare-data",
+        "--dataset",
+        "cifar10",
+        "--root",
+        tmp_path / "nowhere",
+        "--no-download",
+        "--subset",
+        0,
+        "--out",
+        out,
+    )
+    _assert_refused(proc, "cifar-10-batches-py", [out])
+    proc = run_pdarts(
+        "prepare-transfer",
+        "--dataset",
+        "imagefolder",
+        "--root",
+        tmp_path / "nowhere",
+        "--verify_images",
+        "true",
+        "--out",
+        tmp_path / "transfer",
+    )
+    _assert_refused(proc, "nowhere", [tmp_path / "transfer"])
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_check_params_and_yaml_agree_on_smoke(tmp_path, run_pdarts):
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(SMOKE))
+    assert run_pdarts("check-params", path).returncode == 0
