@@ -25,3 +25,9 @@ def run_pdarts():
         )
 
     return run
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "workflow: runs the real dvc and snakemake on the smoke pipeline in temporary git repos"
+    )

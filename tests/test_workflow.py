@@ -1,0 +1,856 @@
+"""The pipeline under the real ``dvc`` and ``snakemake``, on the smoke settings, in temporary git repos.
+
+Nothing is mocked: each repository is a clean clone of the pipeline files (dvc.yaml, Snakefile,
+workflow/, .dvc/config ...) with configs/smoke.yaml as params.yaml, and the tools run as commands.
+Which steps ran is read from the tools' own output (DVC: ``Running stage 'NAME'``; Snakemake 9: the
+``rule NAME:`` blocks of a dry run, ``localrule NAME:`` when it runs them, with their ``wildcards:``
+line, checked against the ``Job stats`` table).
+
+Each tool gets one repository that goes through one fixed sequence of changes (``Scenario``): full run,
+no-op rerun, a train setting, stage 2's skip_dropout, derive.max_skip, two stages instead of three. The
+two sequences run at the same time in background threads (started when the module's first test runs,
+Snakemake's at lower CPU priority), and each test waits for the step it checks, so each pipeline runs
+once plus its reruns. Tests read what a step captured right after it ran, never the live repository.
+
+Every step runs single-threaded (OMP_NUM_THREADS=1): Snakemake sets that itself for its one-thread jobs,
+so the two tools compute the same numbers, and two cores are not oversubscribed by torch's threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.workflow
+
+PIPELINE_FILES = [
+    "dvc.yaml",
+    "Snakefile",
+    "workflow",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+STEP_WORDS = ("prepare", "search", "prune", "derive", "train", "transfer", "evaluate")
+REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate")
+PREPARE = {("prepare_data", None), ("prepare_transfer", None), ("prepare_space", None)}
+# Results that are pure functions of the settings (no timings, no torch.save serialization id).
+DETERMINISTIC = re.compile(r"results/(data/.*|search/.*/(alphas|candidates)\.json|derive/genotypes?\.json)$")
+# The one lint this project declines: it runs every step from one virtualenv, not per-rule conda envs.
+ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
+COMMAND_TIMEOUT = 600
+# CPU priority: DVC's chain of one-at-a-time steps is the longest path of this file; the Snakemake
+# sequence and the dry runs (which run beside it) use the CPU it leaves.
+SMK_NICENESS = DRY_NICENESS = 10
+SMOKE_STAGES = [stage["name"] for stage in yaml.safe_load(SMOKE.read_text())["search"]["stages"]]
+CAPTURED = [
+    "params.yaml",
+    "dvc.lock",
+    "results/derive/genotype.json",
+    "results/derive/genotypes.json",
+    "results/train/history.json",
+    "results/evaluate/train.json",
+    "results/evaluate/transfer.json",
+    *[f"results/search/{name}/history.json" for name in SMOKE_STAGES],
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Temporary repositories and commands
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
+    for name in ("SNAKEMAKE_PROFILE", "GIT_DIR", "GIT_WORK_TREE"):
+        env.pop(name, None)
+    return env
+
+
+class Repo:
+    """A temporary git repository holding the pipeline files and a params.yaml."""
+
+    def __init__(self, path: Path, params: Path = SMOKE, niceness: int = 0) -> None:
+        self.path = path
+        self.env = tool_env()
+        self.niceness = niceness
+        path.mkdir(parents=True, exist_ok=True)
+        for name in PIPELINE_FILES:
+            source, target = ROOT / name, path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, target)
+        shutil.copy2(params, path / "params.yaml")
+        self.git("init", "-q")
+        self.git("config", "user.name", "pdarts tests")
+        self.git("config", "user.email", "tests@pdarts.invalid")
+        self.git("config", "commit.gpgsign", "false")
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", "pipeline")
+
+    def git(self, *args: str) -> None:
+        self.run("git", *args)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs a command in the repo; stdout and stderr together in ``.stdout``."""
+        proc = subprocess.run(
+            ["nice", "-n", str(self.niceness), *args] if self.niceness else list(args),
+            cwd=self.path,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"`{shlex.join(args)}` exited {proc.returncode}:\n{proc.stdout[-6000:]}{self.logs()}")
+        return proc
+
+    def logs(self) -> str:
+        """The tail of every step log, for failure messages."""
+        parts = []
+        for log in sorted((self.path / "logs").rglob("*.log")):
+            text = log.read_text(errors="replace").strip().splitlines()[-15:]
+            parts.append(f"\n--- {log.relative_to(self.path)}:\n" + "\n".join(text))
+        return "".join(parts)
+
+    @property
+    def params(self) -> dict:
+        return yaml.safe_load((self.path / "params.yaml").read_text())
+
+    @params.setter
+    def params(self, value: dict) -> None:
+        (self.path / "params.yaml").write_text(yaml.safe_dump(value, sort_keys=False))
+
+    def json(self, relpath: str):
+        return json.loads((self.path / relpath).read_text())
+
+    def capture(self) -> dict[str, object]:
+        """The CAPTURED files that exist, parsed (tests read these, not the repo a later step changes)."""
+        files = {}
+        for relpath in CAPTURED:
+            path = self.path / relpath
+            if path.is_file():
+                text = path.read_text()
+                files[relpath] = json.loads(text) if relpath.endswith(".json") else yaml.safe_load(text)
+        return files
+
+    def snapshot(self) -> dict[str, str]:
+        """Content hash of every file under results/."""
+        root = self.path / "results"
+        if not root.exists():
+            return {}
+        return {
+            str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+
+def changed_under(path: str, before: dict[str, str], after: dict[str, str]) -> bool:
+    """Whether a file, or any file in a folder, differs between two snapshots."""
+    paths = {p for p in before.keys() | after.keys() if p == path or p.startswith(path.rstrip("/") + "/")}
+    return any(before.get(p) != after.get(p) for p in paths)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the tools' output. A step is keyed (rule, stage): ("search", "stage2"), ("derive", None).
+
+StepKey = tuple[str, str | None]
+
+
+def fmt(keys) -> list[str]:
+    return sorted(f"{rule}[{stage}]" if stage else rule for rule, stage in keys)
+
+
+def stage_names(params: dict) -> list[str]:
+    return [stage["name"] for stage in params["search"]["stages"]]
+
+
+def dvc_key(name: str, stages: list[str]) -> StepKey:
+    """DVC's ``search@1`` is Snakemake's rule search with stage=<the second stage's name>."""
+    base, _, index = name.partition("@")
+    return (base, stages[int(index)]) if index else (base, None)
+
+
+def dvc_ran(output: str) -> list[str]:
+    return re.findall(r"^Running stage '([^']+)':", output, flags=re.M)
+
+
+def dvc_dry_commands(output: str) -> dict[str, str]:
+    """``dvc repro --dry`` output: stage name -> the command it would run (the ``> `` line)."""
+    commands: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        match = re.match(r"Running stage '([^']+)':$", line)
+        if match:
+            current = match.group(1)
+            commands[current] = []
+        elif current and line.startswith("> "):
+            commands[current].append(line[2:])
+        else:
+            current = None
+    for name, cmds in commands.items():
+        assert len(cmds) == 1, f"stage {name} has {len(cmds)} commands: {cmds}"
+    return {name: cmds[0] for name, cmds in commands.items()}
+
+
+def dvc_stages(repo: Repo) -> dict[str, dict]:
+    """The stages DVC resolves from dvc.yaml + params.yaml (foreach expanded): cmd, file deps, outs.
+
+    Outs include metrics and plots files. Read through DVC's own API, since `dvc stage list` truncates.
+    """
+    code = (
+        "import json\n"
+        "from dvc.repo import Repo\n"
+        "with Repo('.') as repo:\n"
+        "    print(json.dumps({s.addressing: {'cmd': s.cmd, 'outs': [o.def_path for o in s.outs],\n"
+        "        'deps': [d.def_path for d in s.deps if d.def_path != 'params.yaml']}\n"
+        "        for s in repo.index.stages}))\n"
+    )
+    return json.loads(repo.run(sys.executable, "-c", code).stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Job:
+    rule: str
+    fields: dict[str, str] = field(default_factory=dict)
+    shell: str | None = None
+
+    @property
+    def key(self) -> StepKey:
+        wildcards = dict(w.split("=", 1) for w in self.fields.get("wildcards", "").split(", ") if w)
+        assert set(wildcards) <= {"stage"}, wildcards
+        return (self.rule, wildcards.get("stage"))
+
+    def files(self, name: str) -> set[str]:
+        return {f for f in self.fields.get(name, "").split(", ") if f}
+
+
+def snakemake_jobs(output: str) -> list[Job]:
+    """The job blocks Snakemake prints (``rule X:`` in a dry run, ``localrule X:`` when it runs them),
+    checked against its ``Job stats`` table."""
+    jobs: list[Job] = []
+    current = None
+    for line in output.splitlines():
+        header = re.match(r"(?:local)?rule (\w+):$", line)
+        if header:
+            current = Job(header.group(1))
+            jobs.append(current)
+            continue
+        item = re.match(r" {4}(\w+): (.*)$", line)
+        if current and item:
+            current.fields[item.group(1)] = item.group(2)
+            continue
+        if current and line.startswith("Shell command: ") and current.shell is None:
+            current.shell = line.removeprefix("Shell command: ")
+        current = None
+    stats = {}
+    table = re.search(r"^Job stats:\njob +count\n[- ]+\n(.*?)^total +(\d+)$", output, flags=re.M | re.S)
+    if table:
+        stats = {row.split()[0]: int(row.split()[1]) for row in table.group(1).splitlines() if row.strip()}
+        assert sum(stats.values()) == int(table.group(2))
+    assert Counter(job.rule for job in jobs) == Counter(stats), f"job blocks {jobs} vs job stats {stats}"
+    return jobs
+
+
+def snakemake_steps(output: str) -> set[StepKey]:
+    """The steps Snakemake ran (or would run), without the target rule ``all``."""
+    keys = [job.key for job in snakemake_jobs(output) if job.rule != "all"]
+    assert len(keys) == len(set(keys)), f"a step twice: {keys}"
+    return set(keys)
+
+
+# --------------------------------------------------------------------------------------------------
+# One repository per tool, taken through a fixed sequence of changes, each step run once on demand.
+
+
+@dataclass
+class Step:
+    """What one run of a tool did: its output, the steps it ran, results before and after."""
+
+    output: str
+    ran: set[StepKey]
+    before: dict[str, str]
+    after: dict[str, str]
+    files: dict[str, object]  # CAPTURED files as they were right after the run
+    info: dict = field(default_factory=dict)
+    ran_names: list[str] = field(default_factory=list)  # DVC's own stage names
+
+    def changed(self, path: str) -> bool:
+        return changed_under(path, self.before, self.after)
+
+
+class Scenario:
+    """Runs named steps in a fixed order, each once: all of them in a background thread (``start``),
+    while ``scenario[name]`` waits for the one a test needs; without ``start``, up to it, inline."""
+
+    STEPS: tuple[str, ...] = ("full", "noop", "train", "stage2", "max_skip", "two_stages")
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.done: dict[str, Step] = {}
+        self.error: tuple[str, BaseException] | None = None
+        self.stopping = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __getitem__(self, name: str) -> Step:
+        if self._thread is None:
+            self._run_until(name)
+        with self._changed:
+            self._changed.wait_for(lambda: name in self.done or self.error or not self.running())
+        if name in self.done:
+            return self.done[name]
+        failed, exc = self.error or ("?", "stopped")
+        detail = (
+            exc if isinstance(exc, (str, pytest.fail.Exception)) else "".join(traceback.format_exception(exc))
+        )
+        pytest.fail(f"step {failed!r} of this repository failed:\n{detail}", pytrace=False)
+
+    def _run_until(self, name: str) -> None:
+        for step in self.STEPS[: self.STEPS.index(name) + 1]:
+            if step in self.done or self.error or self.stopping:
+                continue
+            try:
+                result = getattr(self, f"step_{step}")()
+            except BaseException as exc:  # reported to every test that asks for this step or a later one
+                result, self.error = None, (step, exc)
+            with self._changed:
+                if result is not None:
+                    self.done[step] = result
+                self._changed.notify_all()
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run_until, args=(self.STEPS[-1],), name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Lets the step in progress finish and runs no more."""
+        self.stopping = True
+        if self._thread is not None:
+            self._thread.join()
+
+    def changing(self, action: Callable[[], str], parse: Callable[[str], set[StepKey]]) -> Step:
+        before = self.repo.snapshot()
+        output = action()
+        return Step(output, parse(output), before, self.repo.snapshot(), self.repo.capture())
+
+
+def genotype_cap_that_changes(repo: Repo) -> int:
+    """A derive.max_skip value whose genotype differs from the current one, if any cap gives another
+    (derive writes every cap's genotype to genotypes.json); else another value than the current one."""
+    current = repo.json("results/derive/genotype.json")
+    caps = repo.json("results/derive/genotypes.json")["caps"]
+    for cap in caps:
+        if cap["genotype"] != current:
+            return cap["max_skip"]
+    return 0 if repo.params["derive"]["max_skip"] != 0 else 8
+
+
+def two_stage_params(params: dict) -> dict:
+    params = copy.deepcopy(params)
+    params["search"]["stages"] = params["search"]["stages"][:2]  # stage2 stays after stage1
+    return params
+
+
+class DvcScenario(Scenario):
+    def repro(self, *args: str, resolve: bool = True) -> Step:
+        """Runs ``dvc ARGS``; with ``resolve``, also records the stages DVC resolves (for dvc_expected)."""
+        step = self.changing(
+            lambda: self.repo.run("dvc", *args).stdout,
+            lambda out: {dvc_key(n, stage_names(self.repo.params)) for n in dvc_ran(out)},
+        )
+        step.ran_names = dvc_ran(step.output)
+        step.info["lock"] = step.files["dvc.lock"]["stages"]
+        if resolve:
+            step.info["stages"] = dvc_stages(self.repo)
+        return step
+
+    def step_full(self) -> Step:
+        step = self.repro("repro", resolve=False)
+        step.info["metrics"] = json.loads(self.repo.run("dvc", "metrics", "show", "--json").stdout)
+        return step
+
+    def step_noop(self) -> Step:
+        return self.repro("repro", resolve=False)
+
+    def step_train(self) -> Step:
+        return self.repro("exp", "run", "-S", "train.epochs=2")
+
+    def step_stage2(self) -> Step:
+        # Hydra's override grammar: list items by a dotted index (`stages[1]` is a lexer error).
+        return self.repro("exp", "run", "-S", "search.stages.1.skip_dropout=0.5")
+
+    def step_max_skip(self) -> Step:
+        cap = genotype_cap_that_changes(self.repo)
+        params = self.repo.params
+        params["derive"]["max_skip"] = cap
+        self.repo.params = params
+        step = self.repro("repro")
+        step.info["max_skip"] = cap
+        return step
+
+    def step_two_stages(self) -> Step:
+        self.repo.params = two_stage_params(self.repo.params)
+        step = self.repro("repro")
+        step.info["rerun"] = self.repo.run("dvc", "repro").stdout
+        return step
+
+
+class SnakemakeScenario(Scenario):
+    """Settings changes go in through ``--configfile override.yaml`` (partial; merged over params.yaml),
+    accumulated so that each run keeps the earlier changes.
+
+    Two changes are only dry-run (``dry=True``: what Snakemake would rerun, and the commands, from the
+    state after the train change; not kept), to keep the file's time down: Snakemake decides what reruns
+    before it runs anything (no checkpoints here), and reruns everything downstream of a change.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        super().__init__(repo)
+        self.override: dict = {}
+
+    def snakemake(self, change: dict | None = None, dry: bool = False) -> Step:
+        args = ["snakemake", "--cores", "2", "-p"]
+        override = merge(copy.deepcopy(self.override), change or {})
+        if not dry:
+            self.override = override
+        if override:
+            name = "override-dry.yaml" if dry else "override.yaml"
+            (self.repo.path / name).write_text(yaml.safe_dump(override, sort_keys=False))
+            args += ["--configfile", name]
+        if dry:
+            args.append("-n")
+        step = self.changing(lambda: self.repo.run(*args).stdout, snakemake_steps)
+        step.info["jobs"] = {job.key: job for job in snakemake_jobs(step.output)}
+        step.info["args"] = args
+        return step
+
+    def config(self) -> dict:
+        return merge(self.repo.params, copy.deepcopy(self.override))
+
+    def step_full(self) -> Step:
+        return self.snakemake()
+
+    def step_noop(self) -> Step:
+        return self.snakemake()
+
+    def step_train(self) -> Step:
+        return self.snakemake({"train": {"epochs": 2}})
+
+    def step_stage2(self) -> Step:
+        stages = copy.deepcopy(self.config()["search"]["stages"])
+        stages[1]["skip_dropout"] = 0.5
+        return self.snakemake({"search": {"stages": stages}}, dry=True)  # a list is replaced, not merged
+
+    def step_max_skip(self) -> Step:
+        cap = genotype_cap_that_changes(self.repo)
+        step = self.snakemake({"derive": {"max_skip": cap}}, dry=True)
+        step.info["max_skip"] = cap
+        return step
+
+    def step_two_stages(self) -> Step:
+        stages = two_stage_params(self.config())["search"]["stages"]
+        step = self.snakemake({"search": {"stages": stages}})
+        step.info["rerun"] = self.repo.run(*step.info["args"], "-n").stdout
+        return step
+
+
+def merge(base: dict, change: dict) -> dict:
+    """Recursive dict update, as Snakemake merges config files (lists are replaced)."""
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scenarios(request, tmp_path_factory):
+    """The DVC and the Snakemake repository, each going through its steps in a background thread, so
+    that the two tools run at the same time (each step is single-threaded; the machine has two cores).
+    Only the ones that the selected tests of this module use are made."""
+    used = {name for item in request.session.items if item.path == request.path for name in item.fixturenames}
+    made: dict[str, Scenario] = {}
+    if "dvc" in used:
+        made["dvc"] = DvcScenario(Repo(tmp_path_factory.mktemp("dvc") / "repo"))
+    if "smk" in used:
+        made["smk"] = SnakemakeScenario(
+            Repo(tmp_path_factory.mktemp("snakemake") / "repo", niceness=SMK_NICENESS)
+        )
+    for scenario in made.values():
+        scenario.start()
+    yield made
+    for scenario in made.values():
+        scenario.stop()
+
+
+@pytest.fixture(scope="module")
+def dvc(scenarios) -> DvcScenario:
+    return scenarios["dvc"]
+
+
+@pytest.fixture(scope="module")
+def smk(scenarios) -> SnakemakeScenario:
+    return scenarios["smk"]
+
+
+@pytest.fixture(scope="module")
+def dry_repo(tmp_path_factory) -> Repo:
+    """A repository on the smoke settings that only ever sees dry runs and lint."""
+    return Repo(tmp_path_factory.mktemp("dry") / "repo", niceness=DRY_NICENESS)
+
+
+FINAL_OUTPUTS = [
+    "results/evaluate/train.json",
+    "results/evaluate/transfer.json",
+    "results/derive/genotype.json",
+    *[f"results/search/{name}/alphas.json" for name in SMOKE_STAGES],
+]
+
+
+def search_history(step: Step, stage: str) -> list[dict]:
+    return step.files[f"results/search/{stage}/history.json"]
+
+
+def caps(step: Step) -> dict[int, dict]:
+    """derive's genotype for every skip cap, by cap."""
+    return {c["max_skip"]: c["genotype"] for c in step.files["results/derive/genotypes.json"]["caps"]}
+
+
+def all_keys(stages: list[str]) -> set[StepKey]:
+    per_stage = {(rule, name) for rule in ("prune", "search") for name in stages}
+    rest = {("derive", None), ("train", None), ("transfer", None), ("evaluate_train", None)}
+    return PREPARE | per_stage | rest | {("evaluate_transfer", None)}
+
+
+def downstream_of_stage(stages: list[str], index: int) -> set[StepKey]:
+    """Snakemake (modification times) reruns the stage's search and everything after it."""
+    later = {("search", stages[index])} | {(r, n) for r in ("prune", "search") for n in stages[index + 1 :]}
+    return later | downstream_of_derive()
+
+
+def downstream_of_derive() -> set[StepKey]:
+    rest = ("derive", "train", "transfer", "evaluate_train", "evaluate_transfer")
+    return {(rule, None) for rule in rest}
+
+
+def dvc_expected(step: Step, settings_changed: set[str]) -> set[str]:
+    """DVC is content-addressed: a stage reruns iff its own settings changed or a dependency's content
+    changed (outputs that come out byte-identical stop the cascade)."""
+    stages = step.info["stages"]
+    return {
+        name
+        for name, stage in stages.items()
+        if name in settings_changed or any(step.changed(dep) for dep in stage["deps"])
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Both tools: the same steps, commands, inputs and outputs
+
+
+@pytest.mark.parametrize(
+    "config", ["configs/smoke.yaml", "params.yaml", "configs/cifar10.yaml", "configs/cifar100.yaml"]
+)
+def test_same_steps_commands_and_files(tmp_path, config):
+    repo = Repo(tmp_path / "repo", ROOT / config, niceness=DRY_NICENESS)
+    stages = stage_names(repo.params)
+    dvc_cmds = dvc_dry_commands(repo.run("dvc", "repro", "--dry", "--force").stdout)
+    dvc_resolved = dvc_stages(repo)
+    smk_jobs = snakemake_jobs(repo.run("snakemake", "-n", "-p", "--forceall", "--cores", "1").stdout)
+    smk = {job.key: job for job in smk_jobs if job.rule != "all"}
+
+    # The same steps...
+    assert set(dvc_cmds) == set(dvc_resolved)
+    dvc_by_key = {dvc_key(name, stages): name for name in dvc_cmds}
+    assert len(dvc_by_key) == len(dvc_cmds) == len(smk) == len(smk_jobs) - 1
+    assert set(dvc_by_key) == set(smk) == all_keys(stages)
+    # ... named for what they do ...
+    for name in [*dvc_cmds, *(job.rule for job in smk_jobs if job.rule != "all")]:
+        assert any(word in name for word in STEP_WORDS), name
+    for word in REQUIRED_WORDS:
+        assert any(word in name for name in dvc_cmds), word
+        assert any(word in job.rule for job in smk_jobs), word
+    for key, name in dvc_by_key.items():
+        job = smk[key]
+        # ... running the same command (up to shell quoting) ...
+        assert job.shell is not None, job
+        assert shlex.split(dvc_cmds[name]) == shlex.split(job.shell), key
+        assert shlex.split(dvc_resolved[name]["cmd"]) == shlex.split(job.shell), key
+        # ... on the same files: every DVC out (metrics and plots included) is a Snakemake output and
+        # the reverse; every DVC dep a Snakemake input and the reverse.
+        assert set(dvc_resolved[name]["outs"]) == job.files("output"), key
+        assert set(dvc_resolved[name]["deps"]) == job.files("input"), key
+        assert job.fields["log"] in shlex.split(job.shell), key
+    # The final step reads the last stage's alphas.
+    assert f"results/search/{stages[-1]}/alphas.json" in smk[("derive", None)].files("input")
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. DVC caching
+
+
+def test_dvc_full_run(dvc):
+    step = dvc["full"]
+    assert step.ran == all_keys(SMOKE_STAGES)
+    assert len(step.ran_names) == len(step.ran)  # each once
+    for path in FINAL_OUTPUTS:
+        assert path in step.after, path
+    evaluation = step.files["results/evaluate/train.json"]
+    assert 0 <= evaluation["top1_acc"] <= 1
+    # `dvc metrics show` lists the accuracies of both evaluations.
+    text = json.dumps(step.info["metrics"])
+    metrics = _find_key(step.info["metrics"], "results/evaluate/train.json")
+    assert metrics["data"]["top1_acc"] == pytest.approx(evaluation["top1_acc"]), text
+    transfer = _find_key(step.info["metrics"], "results/evaluate/transfer.json")
+    assert 0 <= transfer["data"]["top1_acc"] <= 1
+
+
+def _find_key(tree, key):
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        for value in tree.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def test_dvc_second_run_does_nothing(dvc):
+    step = dvc["noop"]
+    assert step.ran == set(), step.output
+    assert "Data and pipelines are up to date" in step.output
+    assert step.before == step.after
+
+
+def test_dvc_train_setting_via_exp_run(dvc):
+    """`dvc exp run -S train.epochs=2` reruns exactly train and evaluate_train, and reaches the step."""
+    step = dvc["train"]
+    assert step.ran == {("train", None), ("evaluate_train", None)}, step.output
+    assert step.ran == {dvc_key(n, SMOKE_STAGES) for n in dvc_expected(step, {"train"})}
+    assert len(step.files["results/train/history.json"]) == 2
+    assert "--epochs 2" in step.info["lock"]["train"]["cmd"]
+
+
+def test_dvc_stage_record_via_exp_run(dvc):
+    """`-S search.stages.1.skip_dropout=0.5` changes one stage's record: search@1 reruns, not stage 1 nor
+    the data; later stages rerun only as far as their inputs' content changed."""
+    step = dvc["stage2"]
+    assert ("search", "stage2") in step.ran
+    assert not step.ran & (PREPARE | {("prune", "stage1"), ("search", "stage1"), ("prune", "stage2")})
+    assert step.changed("results/search/stage2/alphas.json")
+    assert set(step.ran_names) == dvc_expected(step, {"search@1"}), step.output
+    # derive and train ran iff what they read changed.
+    assert (("derive", None) in step.ran) == step.changed("results/search/stage3/alphas.json")
+    assert (("train", None) in step.ran) == step.changed("results/derive/genotype.json")
+    # The value reached the step: the stage's skip-dropout schedule ends at 0.5.
+    assert search_history(step, "stage2")[-1]["skip_dropout"] == pytest.approx(0.5)
+    assert "--skip_dropout 0.5 " in step.info["lock"]["search@1"]["cmd"]
+    assert [s["skip_dropout"] for s in step.files["params.yaml"]["search"]["stages"]] == [0.0, 0.5, 0.7]
+
+
+def test_dvc_max_skip(dvc):
+    step = dvc["max_skip"]
+    cap = step.info["max_skip"]
+    assert ("derive", None) in step.ran
+    assert not {key for key in step.ran if key[0] in ("prune", "search") or key in PREPARE}
+    assert set(step.ran_names) == dvc_expected(step, {"derive"}), step.output
+    assert step.files["results/derive/genotype.json"] == caps(step)[cap]
+    assert (("train", None) in step.ran) == step.changed("results/derive/genotype.json")
+    assert (("transfer", None) in step.ran) == step.changed("results/derive/genotype.json")
+
+
+def test_dvc_two_stages(dvc):
+    step = dvc["two_stages"]
+    assert ("derive", None) in step.ran
+    assert not {key for key in step.ran if key[0] in ("prune", "search") or key in PREPARE}
+    assert set(step.ran_names) == dvc_expected(step, {"derive"}), step.output
+    assert set(step.info["stages"]) == {
+        "prepare_data", "prepare_transfer", "prepare_space", "prune@0", "prune@1", "search@0", "search@1",
+        "derive", "train", "transfer", "evaluate_train", "evaluate_transfer",
+    }  # fmt: skip
+    derive = step.info["lock"]["derive"]
+    assert "--alphas results/search/stage2/alphas.json" in derive["cmd"]
+    assert [dep["path"] for dep in derive["deps"]] == ["results/search/stage2/alphas.json"]
+    assert dvc_ran(step.info["rerun"]) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Snakemake caching
+
+
+def test_snakemake_full_run(smk):
+    step = smk["full"]
+    assert step.ran == all_keys(SMOKE_STAGES)
+    for path in FINAL_OUTPUTS:
+        assert path in step.after, path
+    assert 0 <= step.files["results/evaluate/transfer.json"]["top1_acc"] <= 1
+
+
+def test_snakemake_second_run_does_nothing(smk):
+    step = smk["noop"]
+    assert step.ran == set(), step.output
+    assert "Nothing to be done" in step.output
+    assert step.before == step.after
+
+
+def test_snakemake_partial_configfile_reruns_train(smk):
+    """`--configfile override.yaml` holding only `train: {epochs: 2}` passes validation (merged over
+    params.yaml), reruns exactly train and evaluate_train, and reaches the step."""
+    step = smk["train"]
+    assert step.ran == {("train", None), ("evaluate_train", None)}, step.output
+    assert "params" in step.info["jobs"][("train", None)].fields["reason"].lower()
+    assert len(step.files["results/train/history.json"]) == 2
+
+
+def test_snakemake_stage_record(smk):
+    """A configfile overriding the search.stages list (stage 2's skip_dropout) would rerun stage 2's
+    search and everything after it; not stage 1, not the data (dry run)."""
+    step = smk["stage2"]
+    jobs = step.info["jobs"]
+    assert step.ran == downstream_of_stage(SMOKE_STAGES, 1), fmt(step.ran)
+    assert "params" in jobs[("search", "stage2")].fields["reason"].lower()
+    assert "--skip_dropout 0.5 " in jobs[("search", "stage2")].shell
+    assert "--skip_dropout 0.7 " in jobs[("search", "stage3")].shell
+    assert step.before == step.after  # a dry run
+
+
+def test_snakemake_max_skip(smk):
+    """derive.max_skip would rerun derive and what follows it, nothing before it (dry run)."""
+    step = smk["max_skip"]
+    derive = step.info["jobs"][("derive", None)]
+    assert step.ran == downstream_of_derive(), fmt(step.ran)
+    assert "params" in derive.fields["reason"].lower()
+    assert f"--max_skip {step.info['max_skip']} " in derive.shell
+    assert step.before == step.after
+
+
+def test_snakemake_two_stages(smk):
+    step = smk["two_stages"]
+    assert step.ran == downstream_of_derive(), fmt(step.ran)
+    derive = step.info["jobs"][("derive", None)]
+    assert derive.files("input") == {"results/search/stage2/alphas.json"}
+    assert "--alphas results/search/stage2/alphas.json" in derive.shell
+    assert snakemake_steps(step.info["rerun"]) == set()
+    assert "Nothing to be done" in step.info["rerun"]
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Both tools agree
+
+
+def test_both_tools_compute_the_same_search(dvc, smk):
+    """The same commands on the same settings give byte-identical data, alphas and genotypes."""
+    dvc_full, smk_full = dvc["full"].after, smk["full"].after
+    # DVC writes .gitignore files beside its outputs; Snakemake a timestamp into a directory() output.
+    assert {p for p in dvc_full if not p.endswith("/.gitignore")} == {
+        p for p in smk_full if not p.endswith("/.snakemake_timestamp")
+    }
+    deterministic = {p for p in smk_full if DETERMINISTIC.match(p) and not Path(p).name.startswith(".")}
+    assert {f"results/search/{n}/alphas.json" for n in SMOKE_STAGES} <= deterministic
+    assert {p: dvc_full[p] for p in deterministic} == {p: smk_full[p] for p in deterministic}
+
+
+@pytest.mark.parametrize("change", ["train", "stage2", "max_skip", "two_stages"])
+def test_both_tools_rerun_alike(dvc, smk, change):
+    """Snakemake (modification times) reruns at least what DVC (content hashes) reruns, and both rerun
+    the step whose settings changed. (DVC's steps are mapped to Snakemake's: search@1 -> search[stage2].
+    Snakemake's stage2 and max_skip sets are its dry-run answers, from the state after the train change.)
+    """
+    dvc_step, smk_step = dvc[change], smk[change]
+    changed_step = {"train": ("train", None), "stage2": ("search", "stage2")}.get(change, ("derive", None))
+    assert changed_step in dvc_step.ran & smk_step.ran
+    assert dvc_step.ran <= smk_step.ran, (fmt(dvc_step.ran), fmt(smk_step.ran))
+    if change == "train":  # nothing content-dependent: exactly the same steps
+        assert dvc_step.ran == smk_step.ran
+    if change == "stage2":
+        stage1 = {("prune", "stage1"), ("search", "stage1"), ("prune", "stage2")} | PREPARE
+        assert not (dvc_step.ran | smk_step.ran) & stage1
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Bad settings stop Snakemake before anything runs, naming the key
+
+
+@pytest.mark.parametrize(
+    ("override", "messages"),
+    [
+        ({"train": {"epoch": 2}}, ["'epoch' was unexpected", "['train']"]),
+        (
+            {
+                "search": {
+                    "stages": [
+                        {"name": "stage1", "after": "space", "cells": 2, "ops": 5, "skip_dropout": 0.0},
+                        {"name": "stage2", "after": "stage1", "cells": 3, "ops": 8, "skip_dropout": 0.4},
+                    ]
+                }
+            },
+            ["search.stages[1].ops", "must not grow"],
+        ),
+        (
+            {
+                "search": {
+                    "stages": [
+                        {"name": "stage1", "after": "stage0", "cells": 2, "ops": 5, "skip_dropout": 0.0}
+                    ]
+                }
+            },
+            ["search.stages[0].after"],
+        ),
+    ],
+    ids=["unknown-key", "ops-grow", "broken-chain"],
+)
+def test_snakemake_refuses_bad_settings(dry_repo, override, messages):
+    (dry_repo.path / "bad.yaml").write_text(yaml.safe_dump(override))
+    proc = dry_repo.run("snakemake", "-n", "--cores", "1", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0, proc.stdout
+    for message in messages:
+        assert message in proc.stdout, proc.stdout
+    assert "Job stats" not in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. snakemake --lint
+
+
+def test_snakemake_lint(dry_repo):
+    """The linter finds nothing but the (declined) per-rule conda/container suggestion."""
+    proc = dry_repo.run("snakemake", "--lint", check=False)
+    titles = re.findall(r"^ {4}\* (.+?):?$", proc.stdout, flags=re.M)
+    assert set(titles) <= ACCEPTED_LINTS, proc.stdout
+    assert "Lints for snakefile" not in proc.stdout, proc.stdout
+    if not titles:
+        assert proc.returncode == 0, proc.stdout
