@@ -6,9 +6,10 @@ from snakemake.utils import validate
 
 import pdarts.config
 
-# Structure and ranges from the schema, then the rules a schema cannot say (stage chain, ops growth).
-validate(config, str(pdarts.config.SCHEMA_PATH))
+# pdarts's check first: one line naming the first bad key (schema, then the rules a schema cannot
+# say: stage chain, ops growth); Snakemake's own validate() against the same schema after it.
 pdarts.config.check_params(config)
+validate(config, str(pdarts.config.SCHEMA_PATH))
 
 STAGES = {stage["name"]: stage for stage in config["search"]["stages"]}
 LAST_STAGE = config["search"]["stages"][-1]["name"]
