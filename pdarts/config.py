@@ -131,6 +131,13 @@ def check_params(params: Any) -> None:
             f"search.common.warmup_epochs: {common['warmup_epochs']} is more than "
             f"search.common.epochs ({common['epochs']})"
         )
+    for section in ("train", "transfer"):
+        settings = params[section]
+        if settings["batch_size"] % settings["processes"]:
+            raise PdartsError(
+                f"{section}.batch_size: {settings['batch_size']} is not a multiple of {section}.processes "
+                f"({settings['processes']}); it is the total batch over the processes"
+            )
     transfer = params["transfer"]
     if transfer["dataset"] == "imagefolder" and not transfer["root"]:
         raise PdartsError(

@@ -1,16 +1,24 @@
-"""Epoch loops of the evaluation networks: training with an auxiliary loss, and evaluation."""
+"""Epoch loops of the evaluation networks: training with an auxiliary loss, and evaluation.
+
+Both loops keep their sums on the device (no synchronisation per step) and return sums, so that
+data-parallel processes can add them up before averaging.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["train_epoch", "evaluate", "topk_correct"]
+from .precision import Precision
+
+__all__ = ["train_epoch", "evaluate", "topk_correct", "measure_latency"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+FP32 = Precision("cpu")
 
 
 def topk_correct(
@@ -31,47 +39,85 @@ def train_epoch(
     auxiliary_weight: float = 0.0,
     grad_clip: float = 5.0,
     label_smoothing: float = 0.0,
+    precision: Precision = FP32,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); clipped SGD steps."""
+    """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); clipped SGD steps.
+
+    Returns the sums ``loss_sum`` (loss times samples), ``correct`` (top-1) and ``count``.
+    """
     model.train()
+    if scaler is None:
+        scaler = precision.grad_scaler()
     loss_sum = correct = torch.zeros((), device=device)
     count = 0
     for images, target in batches:
-        images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        logits, aux_logits = model(images)
-        loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-        if aux_logits is not None and auxiliary_weight > 0:
-            loss = loss + auxiliary_weight * F.cross_entropy(
-                aux_logits, target, label_smoothing=label_smoothing
-            )
+        images = precision.inputs(images.to(device, non_blocking=True))
+        target = target.to(device, non_blocking=True)
+        with precision.autocast():
+            logits, aux_logits = model(images)
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+            if aux_logits is not None and auxiliary_weight > 0:
+                aux_loss = F.cross_entropy(aux_logits.float(), target, label_smoothing=label_smoothing)
+                loss = loss + auxiliary_weight * aux_loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         loss_sum = loss_sum + loss.detach() * len(target)
         correct = correct + topk_correct(logits.detach(), target, (1,))[0]
         count += len(target)
-    return {"loss": float(loss_sum) / max(count, 1), "top1": float(correct) / max(count, 1)}
+    return {"loss_sum": float(loss_sum), "correct": float(correct), "count": count}
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches, device: torch.device) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy of the main head in eval mode."""
+def evaluate(
+    model: nn.Module, batches: Batches, device: torch.device, precision: Precision = FP32
+) -> dict[str, float]:
+    """Sums of loss, top-1 and top-5 hits and samples of the main head, in eval mode."""
     model.eval()
     loss_sum = top1 = top5 = torch.zeros((), device=device)
     count = 0
     for images, target in batches:
-        images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        logits, _ = model(images)
+        images = precision.inputs(images.to(device, non_blocking=True))
+        target = target.to(device, non_blocking=True)
+        with precision.autocast():
+            logits, _ = model(images)
+        logits = logits.float()
         loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum")
         c1, c5 = topk_correct(logits, target, (1, 5))
         top1, top5 = top1 + c1, top5 + c5
         count += len(target)
-    if not count:
-        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
-    return {
-        "loss": float(loss_sum) / count,
-        "top1": float(top1) / count,
-        "top5": float(top5) / count,
-        "count": count,
-    }
+    return {"loss_sum": float(loss_sum), "top1": float(top1), "top5": float(top5), "count": count}
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    input_size: tuple[int, int, int],
+    batch_size: int,
+    device: torch.device,
+    precision: Precision = FP32,
+    repeats: int = 10,
+    warmup: int = 2,
+) -> float:
+    """Median seconds of one inference forward pass of a ``batch_size`` batch (eval mode, synchronised)."""
+    model.eval()
+    images = precision.inputs(torch.randn((batch_size, *input_size), device=device))
+
+    def forward() -> None:
+        with precision.autocast():
+            model(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        forward()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]

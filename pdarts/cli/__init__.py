@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=handlers,
     )
     try:
-        args.run(args)
+        status = args.run(args)
     except PdartsError as exc:
         logging.getLogger("pdarts").debug("user error", exc_info=True)
         print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)
@@ -63,4 +63,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pdarts {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

@@ -27,7 +27,8 @@ def add_section_options(parser: argparse.ArgumentParser, section: str) -> None:
         if prop.get("type") == "boolean":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif prop.get("type") == "array":
-            kwargs.update(nargs="+", metavar="ITEM")
+            item_type = prop.get("items", {}).get("type", "string")
+            kwargs.update(nargs="*", metavar="ITEM", type=_TYPES[item_type])
         elif "enum" in prop:
             kwargs.update(choices=prop["enum"])
         else:

@@ -62,49 +62,64 @@ def _test_batches(manifest: dict, checkpoint: dict, settings: dict, pin: bool):
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..networks import build_network
-    from ..profile import count_macs, count_parameters
-    from ..training import evaluate
-
     settings = section_values(args, "evaluate")
-    checkpoint = load_checkpoint(args.model)
     manifest = read_json(args.data, "data manifest")
     device = resolve_device(settings["device"])
+    checkpoint = load_checkpoint(args.model)
+
+    from ..networks import build_network
+    from ..precision import resolve_precision
+    from ..profile import count_macs, count_parameters
+    from ..training import evaluate, measure_latency
+
     model = build_network(checkpoint["network"])
     try:
         model.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
         raise PdartsError(
-            f"{args.model} does not match its network description ({str(exc).splitlines()[0]}); retrain it"
+            f"{args.model} does not match its network description ({first}); retrain it"
         ) from None
     loader, input_size = _test_batches(manifest, checkpoint, settings, device.type == "cuda")
-    if checkpoint["network"]["num_classes"] != max(
-        manifest.get("num_classes", 0), len(manifest.get("classes", []))
-    ):
+    classes = max(manifest.get("num_classes", 0), len(manifest.get("classes", [])))
+    if checkpoint["network"]["num_classes"] != classes:
         raise PdartsError(
-            f"{args.model} was trained for {checkpoint['network']['num_classes']} classes, "
-            f"but {args.data} has a different number; evaluate it on the data it was trained on"
+            f"{args.model} was trained for {checkpoint['network']['num_classes']} classes, but "
+            f"{args.data} has "
+            f"{classes}; evaluate it on the data it was trained on"
         )
-    model.to(device)
+    macs = count_macs(model, input_size)
+    precision = resolve_precision(settings["precision"], device, settings["channels_last"])
+    model = precision.prepare(model.to(device))
     start = time.perf_counter()
-    stats = evaluate(model, loader, device)
+    sums = evaluate(model, loader, device, precision)
     seconds = time.perf_counter() - start
+    count = max(sums["count"], 1)
     metrics = {
-        "top1_acc": stats["top1"],
-        "top5_acc": stats["top5"],
-        "top1_err": 1.0 - stats["top1"],
-        "top5_err": 1.0 - stats["top5"],
-        "loss": stats["loss"],
-        "samples": stats["count"],
+        "top1_acc": sums["top1"] / count,
+        "top5_acc": sums["top5"] / count,
+        "top1_err": 1.0 - sums["top1"] / count,
+        "top5_err": 1.0 - sums["top5"] / count,
+        "loss": sums["loss_sum"] / count,
+        "samples": sums["count"],
         "params": count_parameters(model),
-        "macs": count_macs(model.cpu(), input_size),
+        "macs": macs,
         "seconds": round(seconds, 3),
+        "precision": precision.name,
+        "device": str(device),
     }
+    for batch_size in settings["latency_batch_sizes"]:
+        latency = measure_latency(
+            model, input_size, batch_size, device, precision, settings["latency_repeats"]
+        )
+        metrics[f"latency_ms_batch{batch_size}"] = round(1000 * latency, 3)
     write_json(args.out, metrics)
     log.info(
-        "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples",
+        "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples (%s on %s)",
         args.model,
         100 * metrics["top1_err"],
         100 * metrics["top5_err"],
-        stats["count"],
+        sums["count"],
+        precision.name,
+        device,
     )

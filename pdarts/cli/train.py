@@ -8,18 +8,22 @@
 ``train`` follows the CIFAR recipe (PDARTS.md section 6: cosine SGD, drop-path ramped linearly,
 auxiliary loss, cutout); ``transfer`` the ImageNet one (linear decay with warm-up, lr scaled by
 batch size, label smoothing, auxiliary loss). Both write ``model.pt`` (weights and the network's
-description), ``metrics.json`` and ``history.json``.
+description), ``metrics.json`` and ``history.json``. With ``--processes N > 1`` the command starts
+N data-parallel processes under torchrun; only the first writes artifacts.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import PdartsError
 from ..genotype import genotype_to_dict, load_genotype
 from ._common import (
     ARRAYS_FORMAT,
@@ -35,37 +39,152 @@ from ._settings import add_section_options, section_values
 log = logging.getLogger("pdarts.train")
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What differs between the CIFAR and the ImageNet recipe."""
+
+    section: str
+    family: str
+    manifest_format: str
+    data_help: str
+
+
+RECIPES = {
+    "train": Recipe("train", "cifar", ARRAYS_FORMAT, "dataset manifest from prepare-data"),
+    "transfer": Recipe(
+        "transfer", "imagenet", IMAGEFOLDER_FORMAT, "manifest.json of the prepare-transfer folder"
+    ),
+}
+
+
 def add_parser(commands) -> None:
-    for name, section, data_help in (
-        ("train", "train", "dataset manifest from prepare-data"),
-        ("transfer", "transfer", "manifest.json of the prepare-transfer folder"),
-    ):
-        parser = commands.add_parser(name, help=f"train the genotype's network ({section} recipe)")
+    for name, recipe in RECIPES.items():
+        parser = commands.add_parser(
+            name, help=f"train the genotype's {recipe.family} network ({name} recipe)"
+        )
         parser.add_argument("--genotype", required=True, help="genotype JSON (from derive)")
-        parser.add_argument("--data", required=True, help=data_help)
-        add_section_options(parser, section)
+        parser.add_argument("--data", required=True, help=recipe.data_help)
+        add_section_options(parser, recipe.section)
         parser.add_argument("--out", required=True, help="folder for model.pt, metrics.json, history.json")
-        parser.set_defaults(run=run_train if name == "train" else run_transfer)
+        parser.set_defaults(run=run, recipe=recipe)
 
 
-def _fit(
-    model,
-    loader,
-    settings: dict[str, Any],
-    lr_at: Callable[[int], float],
-    drop_path: float,
-    label_smoothing: float,
-    device,
-    name: str,
-) -> tuple[list[dict[str, Any]], float]:
-    """The epoch loop shared by both recipes; returns the per-epoch history and the seconds taken."""
+def _dataset(recipe: Recipe, manifest: dict[str, Any], settings: dict[str, Any]):
+    """The training set, its number of classes and image channels, and the data record of the model."""
+    if recipe.family == "cifar":
+        from ..data import ArrayDataset, dataset_info, train_transform
+
+        info = dataset_info(manifest["dataset"])
+        images, labels = load_split(manifest, train=True)
+        dataset = ArrayDataset(images, labels, train_transform(info, settings["cutout"]))
+        return dataset, info.num_classes, info.in_channels, {"dataset": info.name}
+    from ..data import image_folder, imagenet_train_transform
+
+    dataset = image_folder(manifest["root"], "train", imagenet_train_transform(settings["image_size"]))
+    return (
+        dataset,
+        len(dataset.classes),
+        3,
+        {"dataset": manifest["dataset"], "image_size": settings["image_size"]},
+    )
+
+
+def _lr_schedule(recipe: Recipe, settings: dict[str, Any]) -> Callable[[int], float]:
+    from ..schedules import cosine_lr, linear_lr
+
+    if recipe.family == "cifar":
+        return lambda e: cosine_lr(e, settings["lr"], settings["epochs"], settings["lr_min"])
+    # Linear scaling rule: lr is given for reference_batch_size (the paper: 0.1 at 256).
+    base_lr = settings["lr"] * settings["batch_size"] / settings["reference_batch_size"]
+    return lambda e: linear_lr(e, base_lr, settings["epochs"], settings["warmup_epochs"])
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe: Recipe = args.recipe
+    settings = section_values(args, recipe.section)
+    genotype = load_genotype(args.genotype)
+    manifest = read_manifest(args.data, recipe.manifest_format)
+    device = resolve_device(settings["device"])
+    if settings["batch_size"] % settings["processes"]:
+        raise PdartsError(
+            f"{recipe.section}.batch_size ({settings['batch_size']}) must be a multiple of "
+            f"{recipe.section}.processes ({settings['processes']}): it is their total"
+        )
+
+    from .. import distributed
+
+    if settings["processes"] > 1 and not distributed.launched():
+        return distributed.relaunch(settings["processes"], sys.argv[1:])
+    context = distributed.setup(device)
+    try:
+        _train(args, recipe, settings, genotype, manifest, context)
+    finally:
+        distributed.teardown(context)
+    return 0
+
+
+def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
     import torch
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
 
+    from ..data import make_loader
+    from ..distributed import all_reduce_sum
+    from ..networks import build_network
+    from ..precision import resolve_precision
+    from ..profile import count_parameters
     from ..training import train_epoch
 
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr_at(0), momentum=settings["momentum"], weight_decay=settings["weight_decay"]
+    device = context.device
+    dataset, num_classes, in_channels, data_record = _dataset(recipe, manifest, settings)
+    sampler = (
+        DistributedSampler(dataset, context.world_size, context.rank, shuffle=True, seed=settings["seed"])
+        if context.distributed
+        else None
     )
+    loader = make_loader(
+        dataset,
+        settings["batch_size"] // context.world_size,
+        shuffle=True,
+        seed=settings["seed"],
+        num_workers=settings["workers"],
+        pin_memory=device.type == "cuda",
+        sampler=sampler,
+    )
+    torch.manual_seed(settings["seed"])
+    spec = {
+        "family": recipe.family,
+        "genotype": genotype_to_dict(genotype),
+        "num_cells": settings["cells"],
+        "init_channels": settings["init_channels"],
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "auxiliary": settings["auxiliary_weight"] > 0,
+    }
+    precision = resolve_precision(settings["precision"], device, settings["channels_last"])
+    network = precision.prepare(build_network(spec).to(device))
+    model = (
+        DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+        if context.distributed
+        else network
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.0, momentum=settings["momentum"], weight_decay=settings["weight_decay"]
+    )
+    scaler = precision.grad_scaler()
+    lr_at = _lr_schedule(recipe, settings)
+    drop_path = settings.get("drop_path", 0.0)
+    if context.is_main:
+        log.info(
+            "%s: %s network, %d parameters, %d images, %s on %s x %d",
+            recipe.section,
+            recipe.family,
+            count_parameters(network),
+            len(dataset),
+            precision.name,
+            device,
+            context.world_size,
+        )
     history = []
     start = time.perf_counter()
     for epoch in range(settings["epochs"]):
@@ -73,170 +192,66 @@ def _fit(
         lr = lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.drop_path_prob = drop_path * epoch / settings["epochs"]
-        stats = train_epoch(
+        network.drop_path_prob = drop_path * epoch / settings["epochs"]
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        sums = train_epoch(
             model,
             loader,
             optimizer,
             device,
             auxiliary_weight=settings["auxiliary_weight"],
             grad_clip=settings["grad_clip"],
-            label_smoothing=label_smoothing,
+            label_smoothing=settings.get("label_smoothing", 0.0),
+            precision=precision,
+            scaler=scaler,
         )
+        loss_sum, correct, count = all_reduce_sum([sums["loss_sum"], sums["correct"], sums["count"]], context)
         history.append(
             {
                 "epoch": epoch,
                 "lr": lr,
-                "drop_path": model.drop_path_prob,
-                "train_loss": stats["loss"],
-                "train_acc": stats["top1"],
+                "drop_path": network.drop_path_prob,
+                "train_loss": loss_sum / count,
+                "train_acc": correct / count,
+                "samples": int(count),
                 "seconds": time.perf_counter() - epoch_start,
             }
         )
-        log.info(
-            "%s epoch %d/%d lr %.5f loss %.4f acc %.4f (%.1f s)",
-            name,
-            epoch + 1,
-            settings["epochs"],
-            lr,
-            stats["loss"],
-            stats["top1"],
-            history[-1]["seconds"],
-        )
-    return history, time.perf_counter() - start
-
-
-def _save(
-    out: Path,
-    model,
-    spec: dict[str, Any],
-    data: dict[str, Any],
-    settings: dict[str, Any],
-    history: list[dict[str, Any]],
-    seconds: float,
-) -> None:
-    from ..profile import count_parameters
-
+        if context.is_main:
+            log.info(
+                "%s epoch %d/%d lr %.5f loss %.4f acc %.4f (%.1f s)",
+                recipe.section,
+                epoch + 1,
+                settings["epochs"],
+                lr,
+                history[-1]["train_loss"],
+                history[-1]["train_acc"],
+                history[-1]["seconds"],
+            )
+    seconds = time.perf_counter() - start
+    if not context.is_main:
+        return
+    out = Path(args.out)
     save_checkpoint(
         out / "model.pt",
-        {"state_dict": model.state_dict(), "network": spec, "data": data, "settings": settings},
+        {
+            "state_dict": network.state_dict(),
+            "network": spec,
+            "data": {**data_record, "manifest": str(args.data)},
+            "settings": settings,
+        },
     )
     write_metrics(
         out,
         {
             "train_acc": history[-1]["train_acc"],
             "train_loss": history[-1]["train_loss"],
-            "params": count_parameters(model),
+            "params": count_parameters(network),
             "seconds": round(seconds, 3),
+            "processes": context.world_size,
+            "precision": precision.name,
         },
         history,
     )
-
-
-def run_train(args: argparse.Namespace) -> None:
-    settings = section_values(args, "train")
-    genotype = load_genotype(args.genotype)
-    manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    device = resolve_device(settings["device"])
-
-    import torch
-
-    from ..data import ArrayDataset, dataset_info, make_loader, train_transform
-    from ..networks import build_network
-    from ..schedules import cosine_lr
-
-    info = dataset_info(manifest["dataset"])
-    images, labels = load_split(manifest, train=True)
-    loader = make_loader(
-        ArrayDataset(images, labels, train_transform(info, settings["cutout"])),
-        settings["batch_size"],
-        shuffle=True,
-        seed=settings["seed"],
-        num_workers=settings["workers"],
-        pin_memory=device.type == "cuda",
-    )
-    torch.manual_seed(settings["seed"])
-    spec = {
-        "family": "cifar",
-        "genotype": genotype_to_dict(genotype),
-        "num_cells": settings["cells"],
-        "init_channels": settings["init_channels"],
-        "num_classes": info.num_classes,
-        "in_channels": info.in_channels,
-        "auxiliary": settings["auxiliary_weight"] > 0,
-    }
-    model = build_network(spec).to(device)
-    history, seconds = _fit(
-        model,
-        loader,
-        settings,
-        lambda e: cosine_lr(e, settings["lr"], settings["epochs"], settings["lr_min"]),
-        settings["drop_path"],
-        0.0,
-        device,
-        "train",
-    )
-    _save(
-        Path(args.out),
-        model,
-        spec,
-        {"dataset": info.name, "manifest": str(args.data)},
-        settings,
-        history,
-        seconds,
-    )
-
-
-def run_transfer(args: argparse.Namespace) -> None:
-    settings = section_values(args, "transfer")
-    genotype = load_genotype(args.genotype)
-    manifest = read_manifest(args.data, IMAGEFOLDER_FORMAT)
-    device = resolve_device(settings["device"])
-
-    import torch
-
-    from ..data import image_folder, imagenet_train_transform, make_loader
-    from ..networks import build_network
-    from ..schedules import linear_lr
-
-    dataset = image_folder(manifest["root"], "train", imagenet_train_transform(settings["image_size"]))
-    loader = make_loader(
-        dataset,
-        settings["batch_size"],
-        shuffle=True,
-        seed=settings["seed"],
-        num_workers=settings["workers"],
-        pin_memory=device.type == "cuda",
-    )
-    torch.manual_seed(settings["seed"])
-    spec = {
-        "family": "imagenet",
-        "genotype": genotype_to_dict(genotype),
-        "num_cells": settings["cells"],
-        "init_channels": settings["init_channels"],
-        "num_classes": len(dataset.classes),
-        "in_channels": 3,
-        "auxiliary": settings["auxiliary_weight"] > 0,
-    }
-    model = build_network(spec).to(device)
-    # Linear scaling rule: lr is given for reference_batch_size (the paper: 0.1 at 256, 0.5 at 1024).
-    base_lr = settings["lr"] * settings["batch_size"] / settings["reference_batch_size"]
-    history, seconds = _fit(
-        model,
-        loader,
-        settings,
-        lambda e: linear_lr(e, base_lr, settings["epochs"], settings["warmup_epochs"]),
-        0.0,
-        settings["label_smoothing"],
-        device,
-        "transfer",
-    )
-    _save(
-        Path(args.out),
-        model,
-        spec,
-        {"dataset": manifest["dataset"], "manifest": str(args.data), "image_size": settings["image_size"]},
-        settings,
-        history,
-        seconds,
-    )
+    log.info("artifacts written to %s (model.pt, metrics.json, history.json)", out)

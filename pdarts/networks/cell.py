@@ -19,7 +19,7 @@ from ..layers import DropPath
 from ..operations import FactorizedReduce, ReLUConvBN, build_op
 from ..search_space import NUM_NODES
 
-__all__ = ["EvalCell", "CellStack", "reduction_indices"]
+__all__ = ["EvalCell", "CellStack", "EvalNetwork", "reduction_indices"]
 
 
 class EvalCell(nn.Module):
@@ -150,3 +150,36 @@ class CellStack(nn.ModuleList):
 def reduction_indices(num_cells: int) -> Sequence[int]:
     """Indices of the reduction cells: L//3 and 2L//3 (one cell when they coincide)."""
     return sorted({num_cells // 3, 2 * num_cells // 3})
+
+
+class EvalNetwork(nn.Module):
+    """What the CIFAR and ImageNet networks share: their cells, the auxiliary head read after cell
+    2L//3 (in training only), global average pooling and the classifier. A subclass builds
+    ``cells``, ``auxiliary_head`` (or None) and ``classifier``, and defines ``stems``.
+    """
+
+    cells: CellStack
+    auxiliary_head: nn.Module | None
+    classifier: nn.Linear
+
+    def stems(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two inputs of the first cell."""
+        raise NotImplementedError
+
+    @property
+    def drop_path_prob(self) -> float:
+        return self.cells.drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, value: float) -> None:
+        self.cells.drop_path_prob = value
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns ``(logits, auxiliary_logits)``; the latter is None unless training with the head."""
+        out, auxiliary_input = self.cells(*self.stems(x))
+        # Global average pooling (DARTS: AvgPool2d(7) on ImageNet's 7x7 map; the mean fits any size).
+        logits = self.classifier(out.mean((2, 3)))
+        auxiliary_logits = None
+        if self.auxiliary_head is not None and self.training:
+            auxiliary_logits = self.auxiliary_head(auxiliary_input)
+        return logits, auxiliary_logits

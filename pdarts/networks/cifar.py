@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from ..genotype import Genotype
-from .cell import CellStack
+from .cell import CellStack, EvalNetwork
 from .heads import AuxiliaryHead, cifar_auxiliary_head
 
 __all__ = ["CifarNetwork"]
 
 
-class CifarNetwork(nn.Module):
+class CifarNetwork(EvalNetwork):
     """Stem (3x3 conv to ``stem_multiplier * C``, BN), the cells, global average pool, linear.
 
     Args:
@@ -51,23 +51,8 @@ class CifarNetwork(nn.Module):
         self.auxiliary_head: AuxiliaryHead | None = (
             cifar_auxiliary_head(self.cells.auxiliary_channels, num_classes) if auxiliary else None
         )
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(self.cells.out_channels, num_classes)
 
-    @property
-    def drop_path_prob(self) -> float:
-        return self.cells.drop_path_prob
-
-    @drop_path_prob.setter
-    def drop_path_prob(self, value: float) -> None:
-        self.cells.drop_path_prob = value
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Returns ``(logits, auxiliary_logits)``; the latter is None unless training with the head."""
+    def stems(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.stem(x)
-        out, auxiliary_input = self.cells(s, s)
-        logits = self.classifier(self.global_pooling(out).flatten(1))
-        auxiliary_logits = None
-        if self.auxiliary_head is not None and self.training:
-            auxiliary_logits = self.auxiliary_head(auxiliary_input)
-        return logits, auxiliary_logits
+        return s, s

@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from ..genotype import Genotype
-from .cell import CellStack
+from .cell import CellStack, EvalNetwork
 from .heads import AuxiliaryHead, imagenet_auxiliary_head
 
 __all__ = ["ImageNetNetwork"]
 
 
-class ImageNetNetwork(nn.Module):
+class ImageNetNetwork(EvalNetwork):
     """Two-stage stride-8 stem, the cells, global average pool, linear.
 
     Args:
@@ -60,26 +60,8 @@ class ImageNetNetwork(nn.Module):
         self.auxiliary_head: AuxiliaryHead | None = (
             imagenet_auxiliary_head(self.cells.auxiliary_channels, num_classes) if auxiliary else None
         )
-        # DARTS uses AvgPool2d(7), the final map at 224x224; adaptive gives the same there and
-        # also works for other sizes.
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(self.cells.out_channels, num_classes)
 
-    @property
-    def drop_path_prob(self) -> float:
-        return self.cells.drop_path_prob
-
-    @drop_path_prob.setter
-    def drop_path_prob(self, value: float) -> None:
-        self.cells.drop_path_prob = value
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Returns ``(logits, auxiliary_logits)``; the latter is None unless training with the head."""
+    def stems(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        out, auxiliary_input = self.cells(s0, s1)
-        logits = self.classifier(self.global_pooling(out).flatten(1))
-        auxiliary_logits = None
-        if self.auxiliary_head is not None and self.training:
-            auxiliary_logits = self.auxiliary_head(auxiliary_input)
-        return logits, auxiliary_logits
+        return s0, self.stem1(s0)

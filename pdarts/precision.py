@@ -1,0 +1,67 @@
+"""Mixed precision and memory layout as settings (bf16 autocast on CPU and CUDA, fp16 with gradient
+scaling on CUDA, channels_last).
+
+``precision: auto`` picks bf16 where the hardware computes it natively (CUDA with bf16 support; a
+CPU with AVX-512 BF16 or AMX), else fp32 on the CPU and fp16 on older GPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Precision", "resolve_precision"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _cpu_has_native_bf16() -> bool:
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a step computes: the autocast dtype (None: fp32) and the memory layout."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, enabled for fp16 only (bf16 keeps fp32's exponent range)."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.dtype == torch.float16)
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+
+def resolve_precision(name: str, device: torch.device, channels_last: bool) -> Precision:
+    """Turns the ``precision`` setting into a ``Precision``; refuses fp16 on the CPU."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            name = "bf16" if _cpu_has_native_bf16() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        from .errors import PdartsError
+
+        raise PdartsError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return Precision(device.type, dtype, channels_last)

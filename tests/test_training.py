@@ -1,0 +1,106 @@
+"""Epoch loops, schedules and precision settings of the evaluation networks."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pdarts.errors import PdartsError
+from pdarts.genotype import GENOTYPES
+from pdarts.networks import CifarNetwork
+from pdarts.precision import resolve_precision
+from pdarts.schedules import cosine_lr, linear_lr
+from pdarts.training import evaluate, measure_latency, topk_correct, train_epoch
+
+CPU = torch.device("cpu")
+
+
+def _batches(n=2, batch=8, classes=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(batch, 1, 8, 8, generator=g), torch.randint(0, classes, (batch,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def _net():
+    torch.manual_seed(0)
+    return CifarNetwork(GENOTYPES["PDARTS"], num_cells=3, init_channels=4, num_classes=10, in_channels=1)
+
+
+def test_cifar_cosine_at_first_middle_last_epoch():
+    assert cosine_lr(0, 0.025, 600) == pytest.approx(0.025)
+    assert cosine_lr(300, 0.025, 600) == pytest.approx(0.0125)
+    assert cosine_lr(599, 0.025, 600) == pytest.approx(0.0125 * (1 + math.cos(math.pi * 599 / 600)))
+
+
+def test_imagenet_linear_decay_with_warmup():
+    assert linear_lr(0, 0.4, 250, warmup_epochs=5) == pytest.approx(0.08)
+    assert linear_lr(4, 0.4, 250, warmup_epochs=5) == pytest.approx(0.4)
+    assert linear_lr(5, 0.4, 250, warmup_epochs=5) == pytest.approx(0.4)
+    assert linear_lr(127, 0.4, 250, warmup_epochs=5) == pytest.approx(0.4 * (1 - 122 / 245))
+    assert linear_lr(249, 0.4, 250, warmup_epochs=5) == pytest.approx(0.4 / 245)
+    assert linear_lr(0, 0.1, 250) == pytest.approx(0.1) and linear_lr(125, 0.1, 250) == pytest.approx(0.05)
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy():
+    logits, target = torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
+    smooth = F.cross_entropy(logits, target, label_smoothing=0.1)
+    log_p = logits.log_softmax(1)
+    expected = (-(0.9 * log_p.gather(1, target[:, None]).squeeze(1) + 0.1 * log_p.mean(1))).mean()
+    assert smooth == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_topk_counts_and_caps_k_at_the_classes():
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
+    top1, top5 = topk_correct(logits, torch.tensor([1, 2]), (1, 5))
+    assert int(top1) == 1 and int(top5) == 2
+
+
+@pytest.mark.parametrize(
+    ("precision", "channels_last"),
+    [("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True), ("auto", True)],
+)
+def test_train_and_evaluate_in_each_precision(precision, channels_last):
+    net = _net()
+    prec = resolve_precision(precision, CPU, channels_last)
+    net = prec.prepare(net)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    sums = train_epoch(
+        net,
+        _batches(),
+        optimizer,
+        CPU,
+        auxiliary_weight=0.4,
+        grad_clip=5.0,
+        label_smoothing=0.1,
+        precision=prec,
+    )
+    assert sums["count"] == 16 and math.isfinite(sums["loss_sum"]) and 0 <= sums["correct"] <= 16
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # autocast leaves the weights in fp32
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    scores = evaluate(net, _batches(seed=1), CPU, prec)
+    assert scores["count"] == 16 and scores["top1"] <= scores["top5"] <= 16
+    assert measure_latency(net, (1, 8, 8), 4, CPU, prec, repeats=2, warmup=1) > 0
+
+
+def test_fp16_needs_cuda_and_auto_resolves():
+    with pytest.raises(PdartsError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", CPU, False)
+    assert resolve_precision("auto", CPU, True).name in ("bf16", "fp32")
+    assert resolve_precision("fp32", CPU, False).grad_scaler().is_enabled() is False
+
+
+def test_auxiliary_loss_changes_the_gradient_only_in_training():
+    batches = _batches(n=1)
+    grads = []
+    for weight in (0.0, 0.4):
+        net = _net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+        train_epoch(net, batches, optimizer, CPU, auxiliary_weight=weight)
+        grads.append(torch.cat([p.grad.flatten() for p in net.cells.parameters() if p.grad is not None]))
+    assert not torch.allclose(grads[0], grads[1])
+    net = _net().eval()
+    assert net(batches[0][0])[1] is None
