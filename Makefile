@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
+	PATH="$(abspath $(BIN)):$$PATH" pdarts check-params params.yaml
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 lint: setup
