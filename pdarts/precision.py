@@ -1,25 +1,26 @@
 """Mixed precision and memory layout as settings (bf16 autocast on CPU and CUDA, fp16 with gradient
 scaling on CUDA, channels_last).
 
-``precision: auto`` picks bf16 where the hardware computes it natively (CUDA with bf16 support; a
-CPU with AVX-512 BF16 or AMX), else fp32 on the CPU and fp16 on older GPUs.
+``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones)
+and fp32 on the CPU. On this project's CPU (2 cores with AMX), fp32 with channels_last trained the
+evaluation networks as fast as bf16 or faster (benchmarks/train_step.py; README), and bf16 combined
+with channels_last gave non-finite, run-to-run different losses on small feature maps in torch 2.14
+(oneDNN), so on the CPU bf16 always runs in the contiguous layout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 import torch
 
 __all__ = ["Precision", "resolve_precision"]
 
+log = logging.getLogger(__name__)
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def _cpu_has_native_bf16() -> bool:
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,13 @@ def resolve_precision(name: str, device: torch.device, channels_last: bool) -> P
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = "bf16" if _cpu_has_native_bf16() else "fp32"
+            name = "fp32"
     if name == "fp16" and device.type != "cuda":
         from .errors import PdartsError
 
         raise PdartsError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    if channels_last and dtype == torch.bfloat16 and device.type == "cpu":
+        log.warning("bf16 on the CPU runs in the contiguous layout (bf16 + channels_last gave NaN losses)")
+        channels_last = False
     return Precision(device.type, dtype, channels_last)

@@ -441,7 +441,9 @@ class SnakemakeScenario(Scenario):
         self.override: dict = {}
 
     def snakemake(self, change: dict | None = None, dry: bool = False) -> Step:
-        args = ["snakemake", "--cores", "2", "-p"]
+        # --max-threads 1: the heavy rules ask for every core (threads: workflow.cores); here each job
+        # gets one thread, as the DVC steps (OMP_NUM_THREADS=1), so both tools compute the same numbers.
+        args = ["snakemake", "--cores", "2", "--max-threads", "1", "-p"]
         override = merge(copy.deepcopy(self.override), change or {})
         if not dry:
             self.override = override

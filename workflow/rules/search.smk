@@ -27,6 +27,7 @@ rule search:
         cells=stage_setting("cells"),
         skip_dropout=stage_setting("skip_dropout"),
         common=flags(config["search"]["common"]),
+    threads: workflow.cores
     log:
         "logs/search/{stage}.log",
     shell:

@@ -11,6 +11,7 @@ rule train:
         history="results/train/history.json",
     params:
         flags=flags(config["train"]),
+    threads: workflow.cores
     log:
         "logs/train.log",
     shell:
@@ -28,6 +29,7 @@ rule transfer:
         history="results/transfer/history.json",
     params:
         flags=flags(config["transfer"]),
+    threads: workflow.cores
     log:
         "logs/transfer.log",
     shell:
@@ -43,6 +45,7 @@ rule evaluate_train:
         "results/evaluate/train.json",
     params:
         flags=flags(config["evaluate"]),
+    threads: workflow.cores
     log:
         "logs/evaluate_train.log",
     shell:
@@ -57,6 +60,7 @@ rule evaluate_transfer:
         "results/evaluate/transfer.json",
     params:
         flags=flags(config["evaluate"]),
+    threads: workflow.cores
     log:
         "logs/evaluate_transfer.log",
     shell:
