@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from pdarts.errors import PdartsError
 from pdarts.genotype import GENOTYPES
-from pdarts.networks import CifarNetwork
+from pdarts.networks import CifarNetwork, ImageNetNetwork
 from pdarts.precision import resolve_precision
 from pdarts.schedules import cosine_lr, linear_lr
 from pdarts.training import evaluate, measure_latency, topk_correct, train_epoch
@@ -106,3 +106,19 @@ def test_auxiliary_loss_changes_the_gradient_only_in_training():
     assert not torch.allclose(grads[0], grads[1])
     net = _net().eval()
     assert net(batches[0][0])[1] is None
+
+
+@pytest.mark.parametrize(("precision", "channels_last"), [("fp32", False), ("bf16", False), ("fp32", True)])
+def test_transfer_step_in_each_precision(precision, channels_last):
+    """One ImageNet-recipe step (label smoothing, auxiliary loss) of the ImageNet network on 32 px images."""
+    torch.manual_seed(0)
+    prec = resolve_precision(precision, CPU, channels_last)
+    net = prec.prepare(ImageNetNetwork(GENOTYPES["PDARTS"], num_cells=3, init_channels=4, num_classes=5))
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(6, 3, 32, 32, generator=g), torch.randint(0, 5, (6,), generator=g))]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-5)
+    sums = train_epoch(
+        net, batches, optimizer, CPU, auxiliary_weight=0.4, label_smoothing=0.1, precision=prec
+    )
+    assert sums["count"] == 6 and math.isfinite(sums["loss_sum"])
+    assert evaluate(net, batches, CPU, prec)["count"] == 6
