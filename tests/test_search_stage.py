@@ -71,3 +71,12 @@ def test_alphas_are_in_the_derive_format():
     assert edge["ops"] == ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
     assert len(edge["alpha"]) == 4 and sum(edge["weights"]) == pytest.approx(1.0)
     assert (edge["source"], edge["target"]) == (2, 3)
+
+
+def test_a_non_finite_loss_stops_the_stage_with_a_clear_error():
+    from pdarts.errors import PdartsError
+
+    bad = [(torch.full((8, 1, 8, 8), float("nan")), torch.zeros(8, dtype=torch.long))]
+    settings = SearchSettings(num_cells=3, epochs=1, warmup_epochs=1, init_channels=4)
+    with pytest.raises(PdartsError, match="not finite in epoch 1"):
+        run_search_stage(CANDIDATES, settings, bad, bad, num_classes=3, in_channels=1)

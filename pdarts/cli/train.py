@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -207,6 +208,12 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
             scaler=scaler,
         )
         loss_sum, correct, count = all_reduce_sum([sums["loss_sum"], sums["correct"], sums["count"]], context)
+        if not math.isfinite(loss_sum):
+            raise PdartsError(
+                f"{recipe.section}: the training loss is not finite in epoch {epoch + 1}; nothing was "
+                "written. "
+                f"Lower {recipe.section}.lr or use {recipe.section}.precision: fp32"
+            )
         history.append(
             {
                 "epoch": epoch,

@@ -8,6 +8,7 @@ a batch of the architecture split, then a weight update on a batch of the weight
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PdartsError
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from .model import SearchNetwork
@@ -193,6 +195,11 @@ def run_search_stage(
                 meters[split].add(*values)
         train_loss, train_acc = meters["train"].result()
         arch_loss, arch_acc = meters["arch"].result()
+        if not all(math.isfinite(v) for v in (train_loss, arch_loss) if v is not None):
+            raise PdartsError(
+                f"the search loss is not finite in epoch {epoch + 1} of this stage; nothing was written. "
+                "Lower search.common.weight_lr / arch_lr"
+            )
         metrics = {
             "epoch": epoch,
             "warmup": warmup,
