@@ -43,3 +43,18 @@ def section_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
     values = {key: getattr(args, key) for key in section_schema(section)["properties"]}
     validate_section(values, section)
     return values
+
+
+def int_at_least(minimum: int, note: str = ""):
+    """An argparse type: an integer >= ``minimum`` (``note`` is added to the range error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{note}, got {value}")
+        return value
+
+    return parse

@@ -13,20 +13,11 @@ from ..errors import PdartsError
 from ..genotype import genotype_to_dict
 from ..io import write_json
 from ..search.derivation import MAX_CAP, derive_all_caps
+from ._settings import int_at_least
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = "Derive the genotype of the last stage's alphas with the skip-connect cap (PDARTS.md 5)."
-
-
-def _max_skip(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (8 or more means no cap), got {value}")
-    return value
 
 
 def add_parser(commands) -> None:
@@ -39,7 +30,7 @@ def add_parser(commands) -> None:
         "--max_skip",
         dest="max_skip",
         required=True,
-        type=_max_skip,
+        type=int_at_least(0, " (8 or more means no cap)"),
         metavar="M",
         help="most skip-connects in the normal cell (>= 8: no cap)",
     )

@@ -19,7 +19,7 @@ from ..errors import PdartsError
 from ..io import read_json, write_json
 from ..search_space import validate_candidates
 from ._common import ARRAYS_FORMAT, load_split, read_manifest, resolve_device, write_metrics
-from ._settings import add_section_options, section_values
+from ._settings import add_section_options, int_at_least, section_values
 
 log = logging.getLogger("pdarts.search")
 
@@ -31,17 +31,10 @@ def _rate(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_parser(commands) -> None:
     parser = commands.add_parser("search", help="run one progressive search stage")
     parser.add_argument("--stage", required=True, help="the stage's name (search.stages[].name)")
-    parser.add_argument("--cells", required=True, type=_positive, help="L, cells of the supernet")
+    parser.add_argument("--cells", required=True, type=int_at_least(1), help="L, cells of the supernet")
     parser.add_argument(
         "--skip_dropout",
         "--skip-dropout",

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from ..errors import PdartsError
 from ..genotype import GENOTYPES, resolve_genotype
+from ._settings import int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ DATASETS: dict[str, DatasetSettings] = {
 }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "summary", help="parameters and multiply-adds of a genotype's network", description=DESCRIPTION
@@ -61,11 +52,11 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--dataset", choices=tuple(DATASETS), default="cifar10", help="default: cifar10")
     parser.add_argument(
-        "--cells", type=_positive_int, metavar="N", help="number of cells (default: 20 CIFAR, 14 ImageNet)"
+        "--cells", type=int_at_least(1), metavar="N", help="number of cells (default: 20 CIFAR, 14 ImageNet)"
     )
     parser.add_argument(
         "--channels",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="C",
         help="initial channels (default: 36 CIFAR, 48 ImageNet)",
     )
