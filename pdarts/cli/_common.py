@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,45 @@ def write_metrics(
     if history is not None:
         write_json(out_dir / "history.json", history)
     write_json(out_dir / "metrics.json", metrics)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A digest of everything that determines a step's result (settings, inputs' content)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] | None:
+    """The state saved in a step's checkpoint, if there is one for the same settings and inputs.
+
+    Refuses (one line, with the fix) a checkpoint that is unreadable or was written for other
+    settings: resuming it would mix two configurations, deleting it would lose work.
+    """
+    import pickle
+
+    import torch
+
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PdartsError(
+            f"checkpoint {path} is unreadable ({first}); delete it to start the step over"
+        ) from None
+    if not isinstance(payload, dict) or "fingerprint" not in payload or "state" not in payload:
+        raise PdartsError(f"{path} is not a pdarts checkpoint; delete it to start the step over")
+    if payload["fingerprint"] != expected:
+        raise PdartsError(
+            f"checkpoint {path} was written for other settings or data; delete it to start the step over "
+            "with the current ones (or restore the settings it was written for to resume it)"
+        )
+    log.info("resuming from %s after epoch %d", path, len(payload["state"]["history"]))
+    return payload["state"]
+
+
+def checkpoint_saver(path: str | Path | None, expected: str):
+    """A ``save_state`` callback writing the state atomically to ``path`` (None: no checkpoints)."""
+    if path is None:
+        return None
+    return lambda state: save_checkpoint(path, {"fingerprint": expected, "state": state})

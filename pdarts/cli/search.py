@@ -18,7 +18,16 @@ from pathlib import Path
 from ..errors import PdartsError
 from ..io import read_json, write_json
 from ..search_space import validate_candidates
-from ._common import ARRAYS_FORMAT, load_split, read_manifest, resolve_device, write_metrics
+from ._common import (
+    ARRAYS_FORMAT,
+    checkpoint_saver,
+    fingerprint,
+    load_resume_state,
+    load_split,
+    read_manifest,
+    resolve_device,
+    write_metrics,
+)
 from ._settings import add_section_options, int_at_least, section_values
 
 log = logging.getLogger("pdarts.search")
@@ -46,6 +55,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
     parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
     add_section_options(parser, "search.common")
+    parser.add_argument("--checkpoint", help="resume state, saved after every epoch and removed at the end")
     parser.add_argument("--out", required=True, help="folder for alphas.json, metrics.json, history.json")
     parser.set_defaults(run=run)
 
@@ -93,6 +103,9 @@ def run(args: argparse.Namespace) -> None:
         arch_weight_decay=common["arch_weight_decay"],
         grad_clip=common["grad_clip"],
     )
+    stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
+    expected = fingerprint(stage_settings, candidates, manifest["sha256"], manifest.get("subset"))
+    resume = load_resume_state(args.checkpoint, expected)
     log.info(
         "stage %s: %d cells, %d ops per edge, skip dropout %.2f, %d+%d images, on %s",
         args.stage,
@@ -113,11 +126,12 @@ def run(args: argparse.Namespace) -> None:
         in_channels=info.in_channels,
         device=device,
         seed=common["seed"],
+        resume=resume,
+        save_state=checkpoint_saver(args.checkpoint, expected),
     )
     seconds = time.perf_counter() - start
 
     out = Path(args.out)
-    stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
     write_json(out / "alphas.json", {**result.alphas, "settings": stage_settings})
     last = result.history[-1]
     write_metrics(
@@ -127,9 +141,11 @@ def run(args: argparse.Namespace) -> None:
             "train_loss": last["train_loss"],
             "arch_acc": last["arch_acc"],
             "arch_loss": last["arch_loss"],
-            "seconds": round(seconds, 3),
+            "seconds": round(sum(epoch["seconds"] for epoch in result.history), 3),
             "weights": sum(p.numel() for p in result.model.weight_parameters()),
         },
         result.history,
     )
     log.info("stage %s done in %.1f s: train acc %.4f", args.stage, seconds, last["train_acc"])
+    if args.checkpoint:
+        Path(args.checkpoint).unlink(missing_ok=True)  # the stage is done: its artifacts are written

@@ -117,6 +117,38 @@ def _to_device(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+def _state(model, weight_optimizer, alpha_optimizer, generators, history) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "weight_optimizer": weight_optimizer.state_dict(),
+        "alpha_optimizer": alpha_optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": [g.get_state() if g is not None else None for g in generators],
+        "history": list(history),
+    }
+
+
+def _restore(state, model, weight_optimizer, alpha_optimizer, generators) -> list[dict[str, Any]]:
+    """Loads a saved state; refuses one that does not fit this stage's network (names the problem)."""
+    try:
+        model.load_state_dict(state["model"], strict=True)
+        weight_optimizer.load_state_dict(state["weight_optimizer"])
+        alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PdartsError(
+            f"the checkpoint does not fit this stage's supernet ({first}); delete it to start the stage over"
+        ) from None
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for generator, saved in zip(generators, state["generators"]):
+        if generator is not None and saved is not None:
+            generator.set_state(saved)
+    return list(state["history"])
+
+
 def run_search_stage(
     candidates: Candidates,
     settings: SearchSettings,
@@ -127,6 +159,8 @@ def run_search_stage(
     device: torch.device | str = "cpu",
     seed: int = 0,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    save_state: Callable[[dict[str, Any]], None] | None = None,
 ) -> StageResult:
     """Runs one search stage from a fresh network and fresh alphas.
 
@@ -140,6 +174,9 @@ def run_search_stage(
         device: where to run.
         seed: seeds the network and alpha initialisation.
         on_epoch: called with each epoch's metrics when the epoch ends.
+        resume: a state from ``save_state`` to continue from (the epoch after it).
+        save_state: called after every epoch with everything needed to resume: network, alphas,
+            optimizers, random generators (global and the batches' own) and the metric history.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -163,8 +200,11 @@ def run_search_stage(
         betas=settings.arch_betas,
         weight_decay=settings.arch_weight_decay,
     )
-    history = []
-    for epoch in range(settings.epochs):
+    generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
+    history: list[dict[str, Any]] = []
+    if resume is not None:
+        history = _restore(resume, model, weight_optimizer, alpha_optimizer, generators)
+    for epoch in range(len(history), settings.epochs):
         start = time.perf_counter()
         lr = cosine_lr(epoch, settings.weight_lr, settings.epochs, settings.weight_lr_min)
         for group in weight_optimizer.param_groups:
@@ -224,4 +264,6 @@ def run_search_stage(
         )
         if on_epoch is not None:
             on_epoch(metrics)
+        if save_state is not None:
+            save_state(_state(model, weight_optimizer, alpha_optimizer, generators, history))
     return StageResult(alphas=model.alphas.to_dict(), history=history, model=model)

@@ -33,7 +33,8 @@ rule search:
     shell:
         "pdarts --log {log} search --stage {wildcards.stage} --cells {params.cells}"
         " --skip_dropout {params.skip_dropout} --candidates {input.candidates} --data {input.data}"
-        " {params.common} --out results/search/{wildcards.stage}"
+        " {params.common} --checkpoint checkpoints/search/{wildcards.stage}.pt"
+        " --out results/search/{wildcards.stage}"
 
 
 rule derive:
