@@ -6,8 +6,14 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["PdartsError"]
+__all__ = ["PdartsError", "first_line"]
 
 
 class PdartsError(Exception):
     """A user-fixable problem; the message names what is wrong and how to fix it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

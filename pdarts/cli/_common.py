@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import PdartsError
+from ..errors import PdartsError, first_line
 from ..io import atomic_path, read_json, write_json
 
 log = logging.getLogger("pdarts")
@@ -73,20 +73,24 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint safely (tensors and plain data only)."""
+def _load_safely(path: str | Path, problem: str) -> Any:
+    """``torch.load`` of tensors and plain data only; an unreadable file is a one-line ``PdartsError``."""
     import pickle
 
     import torch
 
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise PdartsError(problem.format(path=path, reason=first_line(exc))) from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a model file written by train or transfer, safely."""
     path = Path(path)
     if not path.exists():
         raise PdartsError(f"model file {path} does not exist; run the step that trains it first")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PdartsError(f"{path} is not a readable pdarts checkpoint ({first}); retrain it") from None
+    payload = _load_safely(path, "{path} is not a readable pdarts checkpoint ({reason}); retrain it")
     if not isinstance(payload, dict) or "state_dict" not in payload or "network" not in payload:
         raise PdartsError(f"{path} is not a pdarts model file (no 'state_dict'/'network'); retrain it")
     return payload
@@ -112,19 +116,11 @@ def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] 
     Refuses (one line, with the fix) a checkpoint that is unreadable or was written for other
     settings: resuming it would mix two configurations, deleting it would lose work.
     """
-    import pickle
-
-    import torch
-
     if path is None or not Path(path).exists():
         return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PdartsError(
-            f"checkpoint {path} is unreadable ({first}); delete it to start the step over"
-        ) from None
+    payload = _load_safely(
+        path, "checkpoint {path} is unreadable ({reason}); delete it to start the step over"
+    )
     if not isinstance(payload, dict) or "fingerprint" not in payload or "state" not in payload:
         raise PdartsError(f"{path} is not a pdarts checkpoint; delete it to start the step over")
     if payload["fingerprint"] != expected:

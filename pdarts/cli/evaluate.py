@@ -13,7 +13,7 @@ import argparse
 import logging
 import time
 
-from ..errors import PdartsError
+from ..errors import PdartsError, first_line
 from ..io import read_json, write_json
 from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, load_checkpoint, load_split, resolve_device
 from ._settings import add_section_options, section_values
@@ -76,9 +76,8 @@ def run(args: argparse.Namespace) -> None:
     try:
         model.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
         raise PdartsError(
-            f"{args.model} does not match its network description ({first}); retrain it"
+            f"{args.model} does not match its network description ({first_line(exc)}); retrain it"
         ) from None
     loader, input_size = _test_batches(manifest, checkpoint, settings, device.type == "cuda")
     classes = max(manifest.get("num_classes", 0), len(manifest.get("classes", [])))

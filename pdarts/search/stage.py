@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PdartsError
+from ..errors import PdartsError, first_line
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from .model import SearchNetwork
@@ -136,9 +136,9 @@ def _restore(state, model, weight_optimizer, alpha_optimizer, generators) -> lis
         weight_optimizer.load_state_dict(state["weight_optimizer"])
         alpha_optimizer.load_state_dict(state["alpha_optimizer"])
     except (RuntimeError, KeyError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PdartsError(
-            f"the checkpoint does not fit this stage's supernet ({first}); delete it to start the stage over"
+            f"the checkpoint does not fit this stage's supernet ({first_line(exc)}); delete it to start the "
+            "stage over"
         ) from None
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
