@@ -735,8 +735,9 @@ def make_loader(
     Each pass over the loader draws a new order from a generator seeded with ``seed``, so a fresh
     loader with the same seed repeats the same sequence of epochs. The loader also draws each worker's
     base seed from that generator and seeds the worker's torch, numpy and ``random`` streams with it
-    (PyTorch does this itself since 1.9), so random augmentations are reproducible too. Workers persist
-    across epochs.
+    (PyTorch does this itself since 1.9), so random augmentations are reproducible too. Workers are
+    started afresh each epoch, so that their seeds, too, come from the generator's state at the start
+    of the epoch: a run resumed from a checkpoint draws exactly what the uninterrupted run drew.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -753,5 +754,4 @@ def make_loader(
         drop_last=drop_last,
         pin_memory=pin_memory,
         generator=generator,
-        persistent_workers=num_workers > 0,
     )

@@ -14,11 +14,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "launched", "relaunch", "setup", "teardown", "all_reduce_sum"]
+__all__ = ["Context", "launched", "relaunch", "setup", "teardown", "all_reduce_sum", "all_gather_objects"]
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,12 @@ def all_reduce_sum(values: Sequence[float | torch.Tensor], context: Context) -> 
     if context.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
+
+
+def all_gather_objects(value: Any, context: Context) -> list[Any]:
+    """``value`` of every process, in rank order (``[value]`` in one process)."""
+    if not context.distributed:
+        return [value]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered

@@ -13,12 +13,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import PdartsError
 from .precision import Precision
 
-__all__ = ["train_epoch", "evaluate", "topk_correct", "measure_latency"]
+__all__ = ["LossGuard", "train_epoch", "evaluate", "topk_correct", "measure_latency"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 FP32 = Precision("cpu")
+
+
+class LossGuard:
+    """Stops an epoch at a non-finite loss, naming the epoch and step, without a device sync per step.
+
+    The first bad step is recorded on the device; the guard looks at it every ``every`` steps and when
+    the epoch ends (:meth:`check`), and raises a :class:`PdartsError` saying what to change (``fix``).
+    Raising before the epoch's checkpoint is saved keeps the last good one.
+    """
+
+    def __init__(self, what: str, epoch: int, fix: str, device: torch.device, every: int = 20) -> None:
+        self.what, self.epoch, self.fix, self.every = what, epoch, fix, every
+        self.steps = 0
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def __call__(self, *losses: torch.Tensor) -> None:
+        """Records one step's losses."""
+        self.steps += 1
+        bad = torch.stack([~torch.isfinite(loss.detach()) for loss in losses]).any()
+        self._first_bad = torch.where(bad & (self._first_bad < 0), self.steps, self._first_bad)
+        if self.steps % self.every == 0:
+            self.check()
+
+    def check(self) -> None:
+        step = int(self._first_bad)
+        if step >= 0:
+            raise PdartsError(
+                f"{self.what} is not finite at epoch {self.epoch + 1}, step {step}; stopped before "
+                f"writing anything (a checkpoint of the last complete epoch is kept). {self.fix}"
+            )
 
 
 def topk_correct(
@@ -41,10 +72,12 @@ def train_epoch(
     label_smoothing: float = 0.0,
     precision: Precision = FP32,
     scaler: torch.amp.GradScaler | None = None,
+    guard: LossGuard | None = None,
 ) -> dict[str, float]:
     """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); clipped SGD steps.
 
-    Returns the sums ``loss_sum`` (loss times samples), ``correct`` (top-1) and ``count``.
+    Returns the sums ``loss_sum`` (loss times samples), ``correct`` (top-1) and ``count``. A
+    ``guard`` sees every step's loss and stops the epoch at a non-finite one.
     """
     model.train()
     if scaler is None:
@@ -60,6 +93,8 @@ def train_epoch(
             if aux_logits is not None and auxiliary_weight > 0:
                 aux_loss = F.cross_entropy(aux_logits.float(), target, label_smoothing=label_smoothing)
                 loss = loss + auxiliary_weight * aux_loss
+        if guard is not None:
+            guard(loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
@@ -69,6 +104,8 @@ def train_epoch(
         loss_sum = loss_sum + loss.detach() * len(target)
         correct = correct + topk_correct(logits.detach(), target, (1,))[0]
         count += len(target)
+    if guard is not None:
+        guard.check()
     return {"loss_sum": float(loss_sum), "correct": float(correct), "count": count}
 
 

@@ -673,15 +673,20 @@ def test_make_loader_workers_are_seeded_deterministically():
     images, labels = load_arrays("digits", "ignored", train=False)
     dataset = ArrayDataset(images[:64], labels[:64], train_transform(DATASETS["digits"], cutout=3))
 
-    def batches(seed: int) -> torch.Tensor:
-        loader = make_loader(dataset, batch_size=16, shuffle=True, seed=seed, num_workers=2)
-        assert loader.persistent_workers
+    def batches(loader) -> torch.Tensor:
         return torch.cat([images for images, _ in loader])
 
-    first = batches(0)
-    assert torch.equal(first, batches(0))
-    assert not torch.equal(first, batches(1))
-    assert not make_loader(dataset, batch_size=16, shuffle=True, seed=0).persistent_workers
+    loader = make_loader(dataset, batch_size=16, shuffle=True, seed=0, num_workers=2)
+    first = batches(loader)
+    saved = loader.generator.get_state()  # what a checkpoint keeps after epoch 1
+    second = batches(loader)
+    assert torch.equal(
+        first, batches(make_loader(dataset, batch_size=16, shuffle=True, seed=0, num_workers=2))
+    )
+    assert not torch.equal(first, batches(make_loader(dataset, 16, shuffle=True, seed=1, num_workers=2)))
+    resumed = make_loader(dataset, batch_size=16, shuffle=True, seed=0, num_workers=2)
+    resumed.generator.set_state(saved)
+    assert torch.equal(second, batches(resumed))  # epoch 2 after a resume: same order, same augmentation
 
 
 class _NumpyRandomDataset(torch.utils.data.Dataset):

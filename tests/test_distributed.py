@@ -29,7 +29,10 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     )
     settings = {**SMOKE["train"], "epochs": 2, "processes": 2, "device": "cpu", "precision": "fp32"}
     out = tmp_path / "train"
-    proc = run_pdarts("train", "--genotype", genotype, "--data", data, *_flags(settings), "--out", out)
+    resume = ["--checkpoint", tmp_path / "train.pt", "--keep-checkpoint"]
+    proc = run_pdarts(
+        "train", "--genotype", genotype, "--data", data, *_flags(settings), *resume, "--out", out
+    )
     assert proc.returncode == 0, proc.stderr
     # two workers ran, and only rank 0 wrote (one "artifacts written" line, one set of files)
     assert proc.stderr.count("on cpu x 2") == 1
@@ -53,3 +56,16 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     )
     assert params == metrics["params"]
     assert not any(k.startswith("module.") for k in checkpoint["state_dict"])  # saved unwrapped from DDP
+
+    # The kept checkpoint has each process's random streams; a rerun resumes it in both processes
+    # (nothing left to train) and writes the same weights.
+    state = torch.load(tmp_path / "train.pt", weights_only=True)["state"]
+    assert len(state["rng"]) == 2 and len(state["history"]) == 2
+    again = tmp_path / "again"
+    proc = run_pdarts(
+        "train", "--genotype", genotype, "--data", data, *_flags(settings), *resume, "--out", again
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("resuming from") == 2  # both processes
+    resumed = torch.load(again / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(resumed[k], v) for k, v in checkpoint["state_dict"].items())

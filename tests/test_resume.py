@@ -1,4 +1,9 @@
-"""A search stage killed with SIGKILL mid-run resumes from its last epoch and ends identical."""
+"""Steps killed with SIGKILL at several points resume from their last epoch and end identical.
+
+Each test runs a real ``pdarts`` step once uninterrupted, then again with SIGKILLs at several points
+(as soon as an epoch is logged, i.e. while its checkpoint is being written; inside a later epoch;
+while a resumed run loads its checkpoint), rerunning after each kill, and compares the artifacts.
+"""
 
 import json
 import os
@@ -8,14 +13,18 @@ import sys
 import time
 
 import pytest
+import torch
 
 from pdarts.config import load_params
+from pdarts.genotype import GENOTYPES, genotype_to_dict
 
 from .conftest import ROOT
 from .test_cli_steps import _flags
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 COMMON = {**SMOKE["search"]["common"], "epochs": 6, "warmup_epochs": 2, "init_channels": 4}
+TRAIN = {**SMOKE["train"], "epochs": 4, "batch_size": 8}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -30,73 +39,142 @@ def inputs(tmp_path_factory):
             [sys.executable, "-m", "pdarts", *map(str, args)], cwd=ROOT, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stderr
+    (base / "genotype.json").write_text(json.dumps(genotype_to_dict(GENOTYPES["PDARTS"])))
     return base
 
 
-def _command(inputs, out, checkpoint):
+def _search(inputs, out, checkpoint, *extra):
     return [
-        sys.executable,
-        "-m",
-        "pdarts",
-        "search",
-        "--stage",
-        "s1",
-        "--cells",
-        "3",
-        "--skip_dropout",
-        "0.3",
-        "--candidates",
-        str(inputs / "candidates.json"),
-        "--data",
-        str(inputs / "dataset.json"),
-        *map(str, _flags(COMMON)),
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
+        *("pdarts", "--log", f"{out}.log", "search", "--stage", "s1", "--cells", "3"),
+        *("--skip_dropout", "0.3", "--candidates", inputs / "candidates.json"),
+        *("--data", inputs / "dataset.json", *_flags(COMMON), *extra),
+        *("--checkpoint", checkpoint, "--out", out),
     ]
 
 
-def test_killed_stage_resumes_identically(inputs, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    reference = subprocess.run(
-        _command(inputs, tmp_path / "ref", tmp_path / "ref.pt"), capture_output=True, text=True, env=env
-    )
-    assert reference.returncode == 0, reference.stderr
-    assert not (tmp_path / "ref.pt").exists()  # removed once the stage is done
+def _train(inputs, out, checkpoint, *extra):
+    return [
+        *("pdarts", "--log", f"{out}.log", "train", "--genotype", inputs / "genotype.json"),
+        *("--data", inputs / "dataset.json", *_flags(TRAIN), *extra),
+        *("--checkpoint", checkpoint, "--out", out),
+    ]
 
-    checkpoint, out = tmp_path / "ckpt.pt", tmp_path / "run"
+
+def _run(command):
+    command = [sys.executable, "-m", *map(str, command)]
+    return subprocess.run(command, capture_output=True, text=True, env=ENV)
+
+
+def _kill_at(command, log, marker: str, delay: float) -> None:
+    """Starts ``command``, SIGKILLs it ``delay`` s after ``marker`` appears in its log."""
+    log.unlink(missing_ok=True)
     victim = subprocess.Popen(
-        _command(inputs, out, checkpoint), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        [sys.executable, "-m", *map(str, command)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
     )
     deadline = time.monotonic() + 300
-    while not checkpoint.exists() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere inside a later epoch
-    assert victim.poll() is None, "the stage finished before it could be killed; make it longer"
+    while victim.poll() is None and time.monotonic() < deadline:
+        if log.exists() and marker in log.read_text():
+            break
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert victim.poll() is None, f"the step ended before {marker!r} + {delay} s; make it longer"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    assert checkpoint.exists() and not (out / "alphas.json").exists()
 
-    resumed = subprocess.run(_command(inputs, out, checkpoint), capture_output=True, text=True, env=env)
+
+def _without_timings(path):
+    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in json.loads(path.read_text())]
+
+
+# (log line to wait for, seconds after it): while the epoch's checkpoint is written; inside a later
+# epoch; while a resumed run loads its checkpoint. Each kill is followed by a rerun of the step.
+SEARCH_KILLS = [("epoch 1/6", 0.0), ("epoch 3/6", 0.3), ("resuming from", 0.0), ("epoch 5/6", 0.0)]
+TRAIN_KILLS = [("train epoch 1/4", 0.0), ("train epoch 2/4", 0.2), ("resuming from", 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("step", "command", "kills", "artifact"),
+    [("search", _search, SEARCH_KILLS, "alphas.json"), ("train", _train, TRAIN_KILLS, "model.pt")],
+)
+def test_a_step_killed_at_several_points_resumes_identically(
+    inputs, tmp_path, step, command, kills, artifact
+):
+    reference = _run(command(inputs, tmp_path / "ref", tmp_path / "ref.pt"))
+    assert reference.returncode == 0, reference.stderr
+    assert not (tmp_path / "ref.pt").exists()  # removed once the step is done
+
+    checkpoint, out = tmp_path / "ckpt.pt", tmp_path / "run"
+    for marker, delay in kills:
+        _kill_at(command(inputs, out, checkpoint), tmp_path / "run.log", marker, delay)
+        assert not (out / artifact).exists()
+    resumed = _run(command(inputs, out, checkpoint))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
-    assert (out / "alphas.json").read_bytes() == (tmp_path / "ref" / "alphas.json").read_bytes()
-    history = json.loads((out / "history.json").read_text())
-    reference_history = json.loads((tmp_path / "ref" / "history.json").read_text())
-    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
-    assert strip(history) == strip(reference_history) and len(history) == 6
-    assert not checkpoint.exists()
+    assert not checkpoint.exists() and not list(tmp_path.glob(".ckpt.pt.*"))  # no leftovers
+    assert _without_timings(out / "history.json") == _without_timings(tmp_path / "ref" / "history.json")
+    if step == "search":
+        assert (out / artifact).read_bytes() == (tmp_path / "ref" / artifact).read_bytes()
+    else:
+        got, want = (torch.load(d / artifact, weights_only=True) for d in (out, tmp_path / "ref"))
+        assert got["state_dict"].keys() == want["state_dict"].keys()
+        assert all(torch.equal(got["state_dict"][k], want["state_dict"][k]) for k in want["state_dict"])
+        assert got["settings"] == want["settings"] and got["settings"]["seed"] == 0
+        assert "torch" in got["environment"]
+
+
+def test_keep_checkpoint_keeps_it_and_a_rerun_with_other_settings_refuses_it(inputs, tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    proc = _run(_train(inputs, tmp_path / "a", checkpoint, "--keep-checkpoint"))
+    assert proc.returncode == 0, proc.stderr
+    state = torch.load(checkpoint, weights_only=True)["state"]
+    assert len(state["history"]) == TRAIN["epochs"]  # kept, complete
+    proc = _run(_train(inputs, tmp_path / "b", checkpoint, "--seed", "1"))
+    assert proc.returncode == 2 and "was written for other settings" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    assert checkpoint.exists()  # never deleted by a refusal
 
 
 def test_checkpoint_of_other_settings_or_truncated_is_refused(inputs, tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
-    from pdarts.cli._common import save_checkpoint
+    from pdarts.cli._common import checkpoint_saver
 
-    save_checkpoint(checkpoint, {"fingerprint": "something else", "state": {"history": []}})
-    proc = subprocess.run(_command(inputs, tmp_path / "c", checkpoint), capture_output=True, text=True)
+    checkpoint_saver(checkpoint, "something else")({"history": []})
+    proc = _run(_search(inputs, tmp_path / "c", checkpoint))
     assert proc.returncode == 2 and "was written for other settings" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
     checkpoint.write_bytes(b"PK\x03\x04 truncated")
-    proc = subprocess.run(_command(inputs, tmp_path / "d", checkpoint), capture_output=True, text=True)
+    proc = _run(_search(inputs, tmp_path / "d", checkpoint))
     assert proc.returncode == 2 and "is unreadable" in proc.stderr and not (tmp_path / "d").exists()
+
+
+# The real command, with one fault injected: the images of the second weight batch of epoch 3 are NaN.
+INJECT_NAN = """
+import sys, torch
+import pdarts.search.stage as stage
+real, calls = stage.search_step, []
+def search_step(model, weight_batch, *args):
+    calls.append(1)
+    if len(calls) == 2 * 2 + 2:  # epoch 3 (two steps per epoch), step 2
+        weight_batch = (torch.full_like(weight_batch[0], float("nan")), weight_batch[1])
+    return real(model, weight_batch, *args)
+stage.search_step = search_step
+from pdarts.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_non_finite_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(inputs, tmp_path):
+    checkpoint, out = tmp_path / "ckpt.pt", tmp_path / "nan"
+    command = _search(inputs, out, checkpoint, "--batch_size", "16")[1:]  # 32 images: 2 steps per epoch
+    proc = subprocess.run(
+        [sys.executable, "-c", INJECT_NAN, *map(str, command)], capture_output=True, text=True, env=ENV
+    )
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "search loss is not finite at epoch 3, step 2;" in message and "weight_lr" in message
+    assert "Traceback" not in proc.stderr and not out.exists()
+    # The checkpoint holds the last good epoch, the one before the failure.
+    assert len(torch.load(checkpoint, weights_only=True)["state"]["history"]) == 2

@@ -73,10 +73,33 @@ def test_alphas_are_in_the_derive_format():
     assert (edge["source"], edge["target"]) == (2, 3)
 
 
-def test_a_non_finite_loss_stops_the_stage_with_a_clear_error():
+class _Poisoned:
+    """Re-iterable batches; in pass ``epoch`` (0-based) batch ``step`` (1-based) is all NaN."""
+
+    def __init__(self, batches, epoch, step):
+        self.batches, self.epoch, self.step, self.passes = batches, epoch, step, 0
+
+    def __iter__(self):
+        poisoned = self.passes == self.epoch
+        self.passes += 1
+        for index, (x, y) in enumerate(self.batches, start=1):
+            yield (torch.full_like(x, float("nan")), y) if poisoned and index == self.step else (x, y)
+
+
+def test_a_non_finite_loss_stops_the_stage_naming_epoch_and_step_and_keeps_the_last_checkpoint():
     from pdarts.errors import PdartsError
 
-    bad = [(torch.full((8, 1, 8, 8), float("nan")), torch.zeros(8, dtype=torch.long))]
-    settings = SearchSettings(num_cells=3, epochs=1, warmup_epochs=1, init_channels=4)
-    with pytest.raises(PdartsError, match="not finite in epoch 1"):
-        run_search_stage(CANDIDATES, settings, bad, bad, num_classes=3, in_channels=1)
+    batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))) for _ in range(3)]
+    settings = SearchSettings(num_cells=3, epochs=3, warmup_epochs=1, init_channels=4)
+    saved = []
+    with pytest.raises(PdartsError, match=r"not finite at epoch 2, step 2;.*checkpoint of the last"):
+        run_search_stage(
+            CANDIDATES,
+            settings,
+            _Poisoned(batches, epoch=1, step=2),
+            batches,
+            num_classes=3,
+            in_channels=1,
+            save_state=saved.append,
+        )
+    assert [len(state["history"]) for state in saved] == [1]  # epoch 1's state, nothing after it

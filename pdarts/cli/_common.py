@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,7 @@ from ..io import atomic_path, read_json, write_json
 log = logging.getLogger("pdarts")
 
 ARRAYS_FORMAT = "arrays"
+CHECKPOINT_FORMAT = 2  # of resume checkpoints: bump when their content changes
 IMAGEFOLDER_FORMAT = "imagefolder"
 
 
@@ -116,13 +121,23 @@ def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] 
     Refuses (one line, with the fix) a checkpoint that is unreadable or was written for other
     settings: resuming it would mix two configurations, deleting it would lose work.
     """
-    if path is None or not Path(path).exists():
+    if path is None:
+        return None
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write cut short by a crash
+        stale.unlink(missing_ok=True)
+    if not path.exists():
         return None
     payload = _load_safely(
         path, "checkpoint {path} is unreadable ({reason}); delete it to start the step over"
     )
     if not isinstance(payload, dict) or "fingerprint" not in payload or "state" not in payload:
         raise PdartsError(f"{path} is not a pdarts checkpoint; delete it to start the step over")
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise PdartsError(
+            f"checkpoint {path} was written by another pdarts version (format {payload.get('format')}, "
+            f"this one reads {CHECKPOINT_FORMAT}); delete it to start the step over"
+        )
     if payload["fingerprint"] != expected:
         raise PdartsError(
             f"checkpoint {path} was written for other settings or data; delete it to start the step over "
@@ -136,4 +151,65 @@ def checkpoint_saver(path: str | Path | None, expected: str):
     """A ``save_state`` callback writing the state atomically to ``path`` (None: no checkpoints)."""
     if path is None:
         return None
-    return lambda state: save_checkpoint(path, {"fingerprint": expected, "state": state})
+    return lambda state: save_checkpoint(
+        path, {"format": CHECKPOINT_FORMAT, "fingerprint": expected, "state": state}
+    )
+
+
+KEEP_CHECKPOINTS_ENV = "PDARTS_KEEP_CHECKPOINTS"
+
+
+def add_checkpoint_options(parser) -> None:
+    """``--checkpoint PATH`` and ``--keep-checkpoint`` for the steps that resume."""
+    parser.add_argument(
+        "--checkpoint",
+        help="resume state, saved after every epoch; a rerun continues from it (removed when the step "
+        "is done, unless kept)",
+    )
+    parser.add_argument(
+        "--keep-checkpoint",
+        "--keep_checkpoint",
+        dest="keep_checkpoint",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get(KEEP_CHECKPOINTS_ENV, "") not in ("", "0", "false", "no"),
+        help=f"keep the checkpoint once the step is done (default: no; {KEEP_CHECKPOINTS_ENV}=1 sets "
+        "it for a whole dvc repro / snakemake run without changing any step's command)",
+    )
+
+
+def finish_checkpoint(args) -> None:
+    """After the artifacts are written: removes the step's checkpoint unless it is to be kept."""
+    if args.checkpoint and not args.keep_checkpoint:
+        Path(args.checkpoint).unlink(missing_ok=True)
+    elif args.checkpoint:
+        log.info("checkpoint kept at %s", args.checkpoint)
+
+
+def record_environment(device) -> dict[str, Any]:
+    """What ran a step, recorded with its artifacts: library versions and the device."""
+    import torch
+
+    from .. import __version__
+
+    return {"pdarts": __version__, "torch": str(torch.__version__), "device": str(device)}
+
+
+_OOM = (
+    "out of memory at batch size {batch_size} ({exc}); lower {setting} (or the processes' share of it), "
+    "or use precision: bf16"
+)
+
+
+@contextmanager
+def oom_hint(setting: str, batch_size: int) -> Iterator[None]:
+    """Turns running out of memory (CUDA or CPU) into a one-line error naming the batch size to lower."""
+    import torch
+
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise PdartsError(_OOM.format(setting=setting, batch_size=batch_size, exc=first_line(exc))) from None
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        raise PdartsError(_OOM.format(setting=setting, batch_size=batch_size, exc=first_line(exc))) from None

@@ -20,11 +20,15 @@ from ..io import read_json, write_json
 from ..search_space import validate_candidates
 from ._common import (
     ARRAYS_FORMAT,
+    add_checkpoint_options,
     checkpoint_saver,
     fingerprint,
+    finish_checkpoint,
     load_resume_state,
     load_split,
+    oom_hint,
     read_manifest,
+    record_environment,
     resolve_device,
     write_metrics,
 )
@@ -55,7 +59,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
     parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
     add_section_options(parser, "search.common")
-    parser.add_argument("--checkpoint", help="resume state, saved after every epoch and removed at the end")
+    add_checkpoint_options(parser)
     parser.add_argument("--out", required=True, help="folder for alphas.json, metrics.json, history.json")
     parser.set_defaults(run=run)
 
@@ -73,6 +77,9 @@ def run(args: argparse.Namespace) -> None:
 
     from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
     from ..search.stage import SearchSettings, run_search_stage
+    from ..state import make_reproducible
+
+    make_reproducible(common["seed"])
 
     info = dataset_info(manifest["dataset"])
     images, labels = load_split(manifest, train=True)
@@ -117,22 +124,26 @@ def run(args: argparse.Namespace) -> None:
         device,
     )
     start = time.perf_counter()
-    result = run_search_stage(
-        candidates,
-        settings,
-        loaders[0],
-        loaders[1],
-        num_classes=info.num_classes,
-        in_channels=info.in_channels,
-        device=device,
-        seed=common["seed"],
-        resume=resume,
-        save_state=checkpoint_saver(args.checkpoint, expected),
-    )
+    with oom_hint("search.common.batch_size", common["batch_size"]):
+        result = run_search_stage(
+            candidates,
+            settings,
+            loaders[0],
+            loaders[1],
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            device=device,
+            seed=common["seed"],
+            resume=resume,
+            save_state=checkpoint_saver(args.checkpoint, expected),
+        )
     seconds = time.perf_counter() - start
 
     out = Path(args.out)
-    write_json(out / "alphas.json", {**result.alphas, "settings": stage_settings})
+    write_json(
+        out / "alphas.json",
+        {**result.alphas, "settings": stage_settings, "environment": record_environment(device)},
+    )
     last = result.history[-1]
     write_metrics(
         out,
@@ -147,5 +158,4 @@ def run(args: argparse.Namespace) -> None:
         result.history,
     )
     log.info("stage %s done in %.1f s: train acc %.4f", args.stage, seconds, last["train_acc"])
-    if args.checkpoint:
-        Path(args.checkpoint).unlink(missing_ok=True)  # the stage is done: its artifacts are written
+    finish_checkpoint(args)

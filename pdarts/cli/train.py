@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +28,15 @@ from ..genotype import genotype_to_dict, load_genotype
 from ._common import (
     ARRAYS_FORMAT,
     IMAGEFOLDER_FORMAT,
+    add_checkpoint_options,
+    checkpoint_saver,
+    fingerprint,
+    finish_checkpoint,
+    load_resume_state,
     load_split,
+    oom_hint,
     read_manifest,
+    record_environment,
     resolve_device,
     save_checkpoint,
     write_metrics,
@@ -66,6 +72,7 @@ def add_parser(commands) -> None:
         parser.add_argument("--genotype", required=True, help="genotype JSON (from derive)")
         parser.add_argument("--data", required=True, help=recipe.data_help)
         add_section_options(parser, recipe.section)
+        add_checkpoint_options(parser)
         parser.add_argument("--out", required=True, help="folder for model.pt, metrics.json, history.json")
         parser.set_defaults(run=run, recipe=recipe)
 
@@ -118,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return distributed.relaunch(settings["processes"], sys.argv[1:])
     context = distributed.setup(device)
     try:
-        _train(args, recipe, settings, genotype, manifest, context)
+        with oom_hint(f"{recipe.section}.batch_size", settings["batch_size"]):
+            _train(args, recipe, settings, genotype, manifest, context)
     finally:
         distributed.teardown(context)
     return 0
@@ -130,13 +138,15 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
     from torch.utils.data.distributed import DistributedSampler
 
     from ..data import make_loader
-    from ..distributed import all_reduce_sum
+    from ..distributed import all_gather_objects, all_reduce_sum
     from ..networks import build_network
     from ..precision import resolve_precision
     from ..profile import count_parameters
-    from ..training import train_epoch
+    from ..state import load_states, make_reproducible, restore_rng, rng_state
+    from ..training import LossGuard, train_epoch
 
     device = context.device
+    make_reproducible(settings["seed"])
     dataset, num_classes, in_channels, data_record = _dataset(recipe, manifest, settings)
     sampler = (
         DistributedSampler(dataset, context.world_size, context.rank, shuffle=True, seed=settings["seed"])
@@ -152,7 +162,6 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
         pin_memory=device.type == "cuda",
         sampler=sampler,
     )
-    torch.manual_seed(settings["seed"])
     spec = {
         "family": recipe.family,
         "genotype": genotype_to_dict(genotype),
@@ -175,6 +184,18 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
     scaler = precision.grad_scaler()
     lr_at = _lr_schedule(recipe, settings)
     drop_path = settings.get("drop_path", 0.0)
+    data_record = {**data_record, "manifest": str(args.data)}
+    expected = fingerprint(recipe.section, settings, spec, manifest)
+    resume = load_resume_state(args.checkpoint, expected)
+    save_state = checkpoint_saver(args.checkpoint, expected) if context.is_main else None
+    history: list[dict[str, Any]] = []
+    if resume is not None:
+        load_states(
+            [(network, resume["network"]), (optimizer, resume["optimizer"]), (scaler, resume["scaler"])],
+            f"this {recipe.section} network",
+        )
+        restore_rng(resume["rng"][context.rank], [loader.generator])
+        history = list(resume["history"])
     if context.is_main:
         log.info(
             "%s: %s network, %d parameters, %d images, %s on %s x %d",
@@ -186,9 +207,7 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
             device,
             context.world_size,
         )
-    history = []
-    start = time.perf_counter()
-    for epoch in range(settings["epochs"]):
+    for epoch in range(len(history), settings["epochs"]):
         epoch_start = time.perf_counter()
         lr = lr_at(epoch)
         for group in optimizer.param_groups:
@@ -206,14 +225,14 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
             label_smoothing=settings.get("label_smoothing", 0.0),
             precision=precision,
             scaler=scaler,
+            guard=LossGuard(
+                f"{recipe.section}: the training loss",
+                epoch,
+                f"Lower {recipe.section}.lr or use {recipe.section}.precision: fp32",
+                device,
+            ),
         )
         loss_sum, correct, count = all_reduce_sum([sums["loss_sum"], sums["correct"], sums["count"]], context)
-        if not math.isfinite(loss_sum):
-            raise PdartsError(
-                f"{recipe.section}: the training loss is not finite in epoch {epoch + 1}; nothing was "
-                "written. "
-                f"Lower {recipe.section}.lr or use {recipe.section}.precision: fp32"
-            )
         history.append(
             {
                 "epoch": epoch,
@@ -236,7 +255,19 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
                 history[-1]["train_acc"],
                 history[-1]["seconds"],
             )
-    seconds = time.perf_counter() - start
+        # Every process's random streams, so that each resumes its own (all processes take part).
+        rngs = all_gather_objects(rng_state([loader.generator]), context)
+        if save_state is not None:
+            save_state(
+                {
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": rngs,
+                    "history": history,
+                }
+            )
+    seconds = sum(epoch["seconds"] for epoch in history)
     if not context.is_main:
         return
     out = Path(args.out)
@@ -245,8 +276,9 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
         {
             "state_dict": network.state_dict(),
             "network": spec,
-            "data": {**data_record, "manifest": str(args.data)},
+            "data": data_record,
             "settings": settings,
+            "environment": record_environment(device),
         },
     )
     write_metrics(
@@ -262,3 +294,4 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
         history,
     )
     log.info("artifacts written to %s (model.pt, metrics.json, history.json)", out)
+    finish_checkpoint(args)

@@ -8,7 +8,6 @@ a batch of the architecture split, then a weight update on a batch of the weight
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PdartsError, first_line
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
+from ..state import load_states, restore_rng, rng_state
+from ..training import LossGuard
 from .model import SearchNetwork
 
 __all__ = ["SearchSettings", "StageResult", "run_search_stage", "search_step"]
@@ -122,30 +122,22 @@ def _state(model, weight_optimizer, alpha_optimizer, generators, history) -> dic
         "model": model.state_dict(),
         "weight_optimizer": weight_optimizer.state_dict(),
         "alpha_optimizer": alpha_optimizer.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "generators": [g.get_state() if g is not None else None for g in generators],
+        "rng": rng_state(generators),
         "history": list(history),
     }
 
 
 def _restore(state, model, weight_optimizer, alpha_optimizer, generators) -> list[dict[str, Any]]:
     """Loads a saved state; refuses one that does not fit this stage's network (names the problem)."""
-    try:
-        model.load_state_dict(state["model"], strict=True)
-        weight_optimizer.load_state_dict(state["weight_optimizer"])
-        alpha_optimizer.load_state_dict(state["alpha_optimizer"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise PdartsError(
-            f"the checkpoint does not fit this stage's supernet ({first_line(exc)}); delete it to start the "
-            "stage over"
-        ) from None
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    for generator, saved in zip(generators, state["generators"]):
-        if generator is not None and saved is not None:
-            generator.set_state(saved)
+    load_states(
+        [
+            (model, state["model"]),
+            (weight_optimizer, state["weight_optimizer"]),
+            (alpha_optimizer, state["alpha_optimizer"]),
+        ],
+        "this stage's supernet",
+    )
+    restore_rng(state["rng"], generators)
     return list(state["history"])
 
 
@@ -214,6 +206,12 @@ def run_search_stage(
         model.train()
         warmup = epoch < settings.warmup_epochs
         meters = {"train": _Meter(), "arch": _Meter()}
+        guard = LossGuard(
+            "the search loss",
+            epoch,
+            "Lower search.common.weight_lr / arch_lr, or use search.common.precision: fp32",
+            device,
+        )
         arch_iter = None if warmup else iter(arch_batches)
         for weight_batch in weight_batches:
             arch_batch = None
@@ -233,13 +231,10 @@ def run_search_stage(
             )
             for split, values in stats.items():
                 meters[split].add(*values)
+            guard(*(values[0] for values in stats.values()))
+        guard.check()
         train_loss, train_acc = meters["train"].result()
         arch_loss, arch_acc = meters["arch"].result()
-        if not all(math.isfinite(v) for v in (train_loss, arch_loss) if v is not None):
-            raise PdartsError(
-                f"the search loss is not finite in epoch {epoch + 1} of this stage; nothing was written. "
-                "Lower search.common.weight_lr / arch_lr"
-            )
         metrics = {
             "epoch": epoch,
             "warmup": warmup,

@@ -16,7 +16,7 @@ rule train:
         "logs/train.log",
     shell:
         "pdarts --log {log} train --genotype {input.genotype} --data {input.data} {params.flags}"
-        " --out results/train"
+        " --checkpoint checkpoints/train.pt --out results/train"
 
 
 rule transfer:
@@ -34,7 +34,7 @@ rule transfer:
         "logs/transfer.log",
     shell:
         "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data}/manifest.json"
-        " {params.flags} --out results/transfer"
+        " {params.flags} --checkpoint checkpoints/transfer.pt --out results/transfer"
 
 
 rule evaluate_train:
