@@ -122,3 +122,17 @@ def test_transfer_step_in_each_precision(precision, channels_last):
     )
     assert sums["count"] == 6 and math.isfinite(sums["loss_sum"])
     assert evaluate(net, batches, CPU, prec)["count"] == 6
+
+
+def test_running_out_of_memory_names_the_batch_size_and_the_setting_to_lower():
+    from pdarts.cli._common import oom_hint
+
+    with pytest.raises(PdartsError, match=r"out of memory at batch size 96 .*lower search.common.batch_size"):
+        with oom_hint("search.common.batch_size", 96):
+            torch.empty(2**60, dtype=torch.uint8)  # a real allocation failure on the CPU
+    with pytest.raises(PdartsError, match=r"at batch size 1024 \(CUDA out of memory.*lower train.batch_size"):
+        with oom_hint("train.batch_size", 1024):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nGPU 0 details")
+    with pytest.raises(RuntimeError, match="an unrelated bug"):  # anything else keeps its traceback
+        with oom_hint("train.batch_size", 8):
+            raise RuntimeError("an unrelated bug")
