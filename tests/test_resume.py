@@ -115,6 +115,8 @@ def test_a_step_killed_at_several_points_resumes_identically(
     assert "resuming from" in resumed.stderr
     assert not checkpoint.exists() and not list(tmp_path.glob(".ckpt.pt.*"))  # no leftovers
     assert _without_timings(out / "history.json") == _without_timings(tmp_path / "ref" / "history.json")
+    metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    assert metrics["checkpoint_mb"] > 0 and metrics["checkpoint_seconds"] > 0  # the cost, measured
     if step == "search":
         assert (out / artifact).read_bytes() == (tmp_path / "ref" / artifact).read_bytes()
     else:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,13 +148,34 @@ def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] 
     return payload["state"]
 
 
-def checkpoint_saver(path: str | Path | None, expected: str):
-    """A ``save_state`` callback writing the state atomically to ``path`` (None: no checkpoints)."""
-    if path is None:
-        return None
-    return lambda state: save_checkpoint(
-        path, {"format": CHECKPOINT_FORMAT, "fingerprint": expected, "state": state}
-    )
+class CheckpointSaver:
+    """A ``save_state`` callback writing the state atomically to ``path``; measures what that costs."""
+
+    def __init__(self, path: str | Path, expected: str) -> None:
+        self.path, self.expected = Path(path), expected
+        self.seconds: list[float] = []
+        self.bytes = 0
+
+    def __call__(self, state: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        payload = {"format": CHECKPOINT_FORMAT, "fingerprint": self.expected, "state": state}
+        save_checkpoint(self.path, payload)
+        self.seconds.append(time.perf_counter() - start)
+        self.bytes = self.path.stat().st_size
+
+    def cost(self) -> dict[str, float]:
+        """For metrics.json: mean seconds and size of one checkpoint (empty if none was written)."""
+        if not self.seconds:
+            return {}
+        return {
+            "checkpoint_seconds": round(sum(self.seconds) / len(self.seconds), 4),
+            "checkpoint_mb": round(self.bytes / 2**20, 3),
+        }
+
+
+def checkpoint_saver(path: str | Path | None, expected: str) -> CheckpointSaver | None:
+    """The ``save_state`` callback of a step (None: no checkpoints)."""
+    return None if path is None else CheckpointSaver(path, expected)
 
 
 KEEP_CHECKPOINTS_ENV = "PDARTS_KEEP_CHECKPOINTS"

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> None:
         device,
     )
     start = time.perf_counter()
+    saver = checkpoint_saver(args.checkpoint, expected)
     with oom_hint("search.common.batch_size", common["batch_size"]):
         result = run_search_stage(
             candidates,
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
             device=device,
             seed=common["seed"],
             resume=resume,
-            save_state=checkpoint_saver(args.checkpoint, expected),
+            save_state=saver,
         )
     seconds = time.perf_counter() - start
 
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> None:
             "arch_loss": last["arch_loss"],
             "seconds": round(sum(epoch["seconds"] for epoch in result.history), 3),
             "weights": sum(p.numel() for p in result.model.weight_parameters()),
+            **(saver.cost() if saver else {}),
         },
         result.history,
     )

@@ -289,6 +289,7 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
             "params": count_parameters(network),
             "seconds": round(seconds, 3),
             "processes": context.world_size,
+            **(save_state.cost() if save_state else {}),
             "precision": precision.name,
         },
         history,
