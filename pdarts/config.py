@@ -131,9 +131,12 @@ def check_params(params: Any) -> None:
             f"search.common.warmup_epochs: {common['warmup_epochs']} is more than "
             f"search.common.epochs ({common['epochs']})"
         )
-    for section in ("train", "transfer"):
-        settings = params[section]
-        if settings["batch_size"] % settings["processes"]:
+    for section, settings in (
+        ("search.common", common),
+        ("train", params["train"]),
+        ("transfer", params["transfer"]),
+    ):
+        if settings["batch_size"] % settings.get("processes", 1):
             raise PdartsError(
                 f"{section}.batch_size: {settings['batch_size']} is not a multiple of {section}.processes "
                 f"({settings['processes']}); it is the total batch over the processes"
@@ -151,14 +154,22 @@ def check_params(params: Any) -> None:
 
 
 def load_params(path: str | Path) -> dict[str, Any]:
-    """Reads a params YAML file (not validated)."""
+    """Reads a params YAML file (not validated; an empty one is refused)."""
     path = Path(path)
     try:
-        with open(path) as handle:
-            return yaml.safe_load(handle)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PdartsError(f"settings file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise PdartsError(f"{path} is not a text (UTF-8) file; give the settings as YAML") from None
+    except OSError as exc:
+        raise PdartsError(f"cannot read settings file {path}: {exc.strerror}") from None
+    try:
+        params = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise PdartsError(f"{path} is not valid YAML{where}; fix the syntax") from None
+    if params is None:
+        raise PdartsError(f"{path} is empty; write the settings (params.yaml shows every one)")
+    return params

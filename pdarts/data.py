@@ -729,6 +729,7 @@ def make_loader(
     drop_last: bool = False,
     pin_memory: bool = False,
     sampler: Sampler | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> DataLoader:
     """A data loader whose order and worker random streams depend only on ``seed``.
 
@@ -738,6 +739,8 @@ def make_loader(
     (PyTorch does this itself since 1.9), so random augmentations are reproducible too. Workers are
     started afresh each epoch, so that their seeds, too, come from the generator's state at the start
     of the epoch: a run resumed from a checkpoint draws exactly what the uninterrupted run drew.
+    ``shard=(rank, processes)`` gives this process its share of every shuffled batch
+    (:class:`~pdarts.distributed.ShardedRandomSampler`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -745,6 +748,10 @@ def make_loader(
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     generator = torch.Generator()
     generator.manual_seed(seed)
+    if shard is not None:
+        from .distributed import ShardedRandomSampler
+
+        sampler = ShardedRandomSampler(len(dataset), *shard, generator=generator)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -19,7 +19,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "launched", "relaunch", "setup", "teardown", "all_reduce_sum", "all_gather_objects"]
+__all__ = [
+    "Context",
+    "launched",
+    "relaunch",
+    "setup",
+    "teardown",
+    "all_reduce_sum",
+    "all_gather_objects",
+    "average_gradients",
+    "ShardedRandomSampler",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,15 @@ class Context:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @classmethod
+    def current(cls) -> Context:
+        """This process's place in the process group it has joined (one process if none)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return cls()
+        on_gpu = dist.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
 def launched() -> bool:
@@ -99,3 +118,41 @@ def all_gather_objects(value: Any, context: Context) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+    """Averages the parameters' gradients over the processes (one collective; a no-op in one process).
+
+    The search updates the weights and the alphas in two separate steps, each with the gradients of
+    its own parameters only, so it averages those explicitly rather than through DDP's hooks.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
+class ShardedRandomSampler(torch.utils.data.Sampler[int]):
+    """This process's share of a shuffled order that every process draws alike.
+
+    All processes draw the same permutation from identically seeded generators (the loader's), and
+    process r takes positions r, r + N, r + 2N ...: with a per-process batch of B / N, the N shards of
+    a step together are exactly the batch that one process with batch B would take. The tail that
+    does not split evenly is dropped, so every process runs the same number of steps.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int, generator: torch.Generator) -> None:
+        self.size, self.rank, self.world_size, self.generator = size, rank, world_size, generator
+
+    def __len__(self) -> int:
+        return self.size // self.world_size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=self.generator)
+        yield from order[self.rank : len(self) * self.world_size : self.world_size].tolist()

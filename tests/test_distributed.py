@@ -69,3 +69,48 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     assert proc.stderr.count("resuming from") == 2  # both processes
     resumed = torch.load(again / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(resumed[k], v) for k, v in checkpoint["state_dict"].items())
+
+
+def test_sharded_sampler_splits_each_single_process_batch_between_the_processes():
+    from pdarts.data import make_loader
+
+    dataset = torch.utils.data.TensorDataset(torch.arange(21))
+    single = make_loader(dataset, 6, shuffle=True, seed=3, shard=(0, 1))  # as one process does
+    shards = [make_loader(dataset, 3, shuffle=True, seed=3, shard=(rank, 2)) for rank in range(2)]
+    for _ in range(2):  # two epochs: each draws a new order, alike in every process
+        whole = [batch[0].tolist() for batch in single]
+        parts = [[batch[0].tolist() for batch in loader] for loader in shards]
+        assert len(parts[0]) == len(parts[1])  # the same number of steps everywhere
+        # The shards of each step are the single-process batch drawn from the same seed (the
+        # 21st image, which does not split in two, is dropped).
+        combined = [sorted(a + b) for a, b in zip(*parts, strict=True)]
+        assert combined[:-1] == [sorted(batch) for batch in whole[:-1]]
+        assert set(combined[-1]) < set(whole[-1]) and sum(map(len, combined)) == 20
+
+
+def test_two_process_search_stage_writes_once_and_resumes(tmp_path, run_pdarts):
+    data, space, candidates = tmp_path / "dataset.json", tmp_path / "space.json", tmp_path / "c.json"
+    for args in (
+        ["prepare-data", *_flags(SMOKE["data"]), "--out", data],
+        ["prepare-space", *_flags(SMOKE["search"]["space"]), "--out", space],
+        ["prune", "--alphas", space, "--keep", 8, "--out", candidates],
+    ):
+        assert run_pdarts(*args).returncode == 0
+    common = {**SMOKE["search"]["common"], "batch_size": 16, "processes": 2, "device": "cpu"}
+    stage = ["search", "--stage", "s1", "--cells", "2", "--skip_dropout", "0.2"]
+    stage += ["--candidates", candidates, "--data", data, *_flags(common)]
+    keep = ["--checkpoint", tmp_path / "s1.pt", "--keep-checkpoint"]
+    proc = run_pdarts(*stage, *keep, "--out", tmp_path / "s1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("on cpu x 2") == 1 and proc.stderr.count("done in") == 1
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == [
+        "alphas.json",
+        "history.json",
+        "metrics.json",
+    ]
+    state = torch.load(tmp_path / "s1.pt", weights_only=True)["state"]
+    assert len(state["rng"]) == 2 and len(state["history"]) == common["epochs"]
+    # A rerun resumes (nothing left to do) in both processes and writes the same alphas.
+    proc = run_pdarts(*stage, *keep, "--out", tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "again" / "alphas.json").read_bytes() == (tmp_path / "s1" / "alphas.json").read_bytes()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     # Every input is checked before torch is imported: a bad one fails in a fraction of a second.
     common = section_values(args, "search.common")
     candidates = validate_candidates(read_json(args.candidates, "candidates"), what=str(args.candidates))
@@ -74,12 +75,32 @@ def run(args: argparse.Namespace) -> None:
             f"warmup_epochs ({common['warmup_epochs']}) is more than epochs ({common['epochs']})"
         )
     device = resolve_device(common["device"])
+    if common["batch_size"] % common["processes"]:
+        raise PdartsError(
+            f"search.common.batch_size ({common['batch_size']}) must be a multiple of "
+            f"search.common.processes ({common['processes']}): it is their total"
+        )
 
+    from .. import distributed
+
+    if common["processes"] > 1 and not distributed.launched():
+        return distributed.relaunch(common["processes"], sys.argv[1:])
+    context = distributed.setup(device)
+    try:
+        _search(args, common, candidates, manifest, context)
+    finally:
+        distributed.teardown(context)
+    return 0
+
+
+def _search(args, common, candidates, manifest, context) -> None:
+    from .. import distributed
     from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
     from ..search.stage import SearchSettings, run_search_stage
     from ..state import make_reproducible
 
     make_reproducible(common["seed"])
+    device = context.device
 
     info = dataset_info(manifest["dataset"])
     images, labels = load_split(manifest, train=True)
@@ -88,11 +109,12 @@ def run(args: argparse.Namespace) -> None:
     loaders = [
         make_loader(
             ArrayDataset(images[idx], labels[idx], transform),
-            common["batch_size"],
+            common["batch_size"] // context.world_size,
             shuffle=True,
             seed=common["seed"] + offset,
             num_workers=common["workers"],
             pin_memory=device.type == "cuda",
+            shard=(context.rank, context.world_size),  # in one process: all of it
         )
         for offset, idx in enumerate((weight_idx, arch_idx))
     ]
@@ -113,8 +135,12 @@ def run(args: argparse.Namespace) -> None:
     stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
     expected = fingerprint(stage_settings, candidates, manifest["sha256"], manifest.get("subset"))
     resume = load_resume_state(args.checkpoint, expected)
+    if resume is not None:
+        resume = {**resume, "rng": resume["rng"][context.rank]}  # each process its own streams
+    if not context.is_main:
+        logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
     log.info(
-        "stage %s: %d cells, %d ops per edge, skip dropout %.2f, %d+%d images, on %s",
+        "stage %s: %d cells, %d ops per edge, skip dropout %.2f, %d+%d images, on %s x %d",
         args.stage,
         args.cells,
         max(len(ops) for ops in candidates["normal"]),
@@ -122,9 +148,16 @@ def run(args: argparse.Namespace) -> None:
         len(weight_idx),
         len(arch_idx),
         device,
+        context.world_size,
     )
     start = time.perf_counter()
-    saver = checkpoint_saver(args.checkpoint, expected)
+    saver = checkpoint_saver(args.checkpoint, expected) if context.is_main else None
+
+    def save_state(state):
+        state = {**state, "rng": distributed.all_gather_objects(state["rng"], context)}
+        if saver is not None:
+            saver(state)
+
     with oom_hint("search.common.batch_size", common["batch_size"]):
         result = run_search_stage(
             candidates,
@@ -136,10 +169,11 @@ def run(args: argparse.Namespace) -> None:
             device=device,
             seed=common["seed"],
             resume=resume,
-            save_state=saver,
+            save_state=save_state if args.checkpoint else None,
         )
     seconds = time.perf_counter() - start
-
+    if not context.is_main:
+        return
     out = Path(args.out)
     write_json(
         out / "alphas.json",

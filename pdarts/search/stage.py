@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import Context, all_reduce_sum, average_gradients
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from ..state import load_states, restore_rng, rng_state
@@ -64,6 +65,7 @@ def _update(
     optimizer.zero_grad(set_to_none=True)
     # First order: each update needs the gradients of its own parameters only.
     loss.backward(inputs=params)
+    average_gradients(params)  # over data-parallel processes, if any
     nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
 
@@ -108,9 +110,11 @@ class _Meter:
         self.count += count
 
     def result(self) -> tuple[float | None, float | None]:
-        if not self.count:
+        """Mean loss and accuracy, over every data-parallel process."""
+        loss, correct, count = all_reduce_sum([self.loss, self.correct, self.count], Context.current())
+        if not count:
             return None, None
-        return float(self.loss) / self.count, float(self.correct) / self.count
+        return loss / count, correct / count
 
 
 def _to_device(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
