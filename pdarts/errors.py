@@ -15,5 +15,9 @@ class PdartsError(Exception):
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none), for one-line errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:  # a heading ("Error(s) in loading ...:") and its first item
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]

@@ -114,6 +114,8 @@ def load_genotype(path: str | Path) -> Genotype:
         text = path.read_text()
     except OSError as exc:
         raise PdartsError(f"cannot read genotype file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PdartsError(f"{path} is not valid JSON (not UTF-8 text); write a genotype as JSON") from None
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:

@@ -24,6 +24,8 @@ __all__ = ["atomic_path", "write_json", "read_json", "check_finite_json"]
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it over ``path`` if the block succeeds."""
     path = Path(path)
+    if path.is_dir():
+        raise PdartsError(f"cannot write {path}: it is a folder; give a file path or remove the folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -53,10 +55,12 @@ def read_json(path: str | Path, what: str) -> Any:
         raise PdartsError(f"{what} file {path} does not exist") from None
     except OSError as exc:
         raise PdartsError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PdartsError(f"{path} is not valid JSON (not UTF-8 text); expected a JSON {what} file") from None
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PdartsError(f"{path} is not valid JSON ({exc}); expected a {what} file") from None
+    except json.JSONDecodeError as exc:
+        raise PdartsError(f"{path} is not valid JSON ({exc}); expected a JSON {what} file") from None
 
 
 def check_finite_json(value: float, where: str) -> float:

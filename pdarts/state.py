@@ -10,14 +10,14 @@ train something else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from .errors import PdartsError, first_line
 
-__all__ = ["rng_state", "restore_rng", "load_states", "make_reproducible"]
+__all__ = ["rng_state", "restore_rng", "capture", "restore", "make_reproducible"]
 
 
 def rng_state(generators: Sequence[torch.Generator | None] = ()) -> dict[str, Any]:
@@ -39,21 +39,44 @@ def restore_rng(state: Mapping[str, Any], generators: Sequence[torch.Generator |
             generator.set_state(saved)
 
 
-def load_states(pairs: Iterable[tuple[Any, Any]], what: str) -> None:
-    """``target.load_state_dict(saved)`` for each pair (modules strictly); one-line error if one does not fit.
+def capture(
+    targets: Mapping[str, Any], generators: Sequence[torch.Generator | None], history: Sequence[Any]
+) -> dict[str, Any]:
+    """The state to save after an epoch: ``targets``' state dicts (network, optimizers, scaler), the
+    random streams of every data-parallel process (gathered: all processes must call this), history."""
+    from .distributed import Context, all_gather_objects
 
-    ``what`` names the step in the message, e.g. ``"this stage's supernet"``.
+    return {
+        **{key: target.state_dict() for key, target in targets.items()},
+        "rng": all_gather_objects(rng_state(generators), Context.current()),
+        "history": list(history),
+    }
+
+
+def restore(
+    state: Mapping[str, Any],
+    targets: Mapping[str, Any],
+    generators: Sequence[torch.Generator | None],
+    what: str,
+) -> list[Any]:
+    """Loads what :func:`capture` saved into ``targets`` (modules strictly) and this process's random
+    streams; returns the history. A state that does not fit, or is damaged, is a one-line error: a
+    partly loaded network would silently train something else. ``what`` names the step's network.
     """
+    from .distributed import Context
+
     try:
-        for target, saved in pairs:
+        for key, target in targets.items():
             if isinstance(target, torch.nn.Module):
-                target.load_state_dict(saved, strict=True)
+                target.load_state_dict(state[key], strict=True)
             elif isinstance(target, torch.amp.GradScaler):
-                if target.is_enabled() and saved:
-                    target.load_state_dict(saved)
+                if target.is_enabled() and state[key]:
+                    target.load_state_dict(state[key])
             else:
-                target.load_state_dict(saved)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                target.load_state_dict(state[key])
+        restore_rng(state["rng"][Context.current().rank], generators)
+        return list(state["history"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
         raise PdartsError(
             f"the checkpoint does not fit {what} ({first_line(exc)}); delete it to start the step over"
         ) from None

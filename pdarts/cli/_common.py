@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,10 @@ log = logging.getLogger("pdarts")
 ARRAYS_FORMAT = "arrays"
 CHECKPOINT_FORMAT = 2  # of resume checkpoints: bump when their content changes
 IMAGEFOLDER_FORMAT = "imagefolder"
+MANIFEST_KEYS = {  # what the steps read from a manifest of each format
+    ARRAYS_FORMAT: ("dataset", "root", "sha256"),
+    IMAGEFOLDER_FORMAT: ("dataset", "root", "classes"),
+}
 
 
 def resolve_device(name: str):
@@ -49,9 +54,20 @@ def read_manifest(path: str | Path, expected_format: str) -> dict[str, Any]:
     manifest = read_json(path, "data manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
         raise PdartsError(
-            f"{path} is not a {expected_format} data manifest; pass the file the prepare step wrote"
+            f"{path} is not an {expected_format} data manifest; pass the file the prepare step wrote"
+        )
+    missing = [key for key in MANIFEST_KEYS[expected_format] if key not in manifest]
+    if missing or (expected_format == ARRAYS_FORMAT and not _has_digests(manifest)):
+        raise PdartsError(
+            f"{path} is an incomplete data manifest (no {', '.join(missing) or 'sha256 train/test'}); "
+            "rerun the prepare_data step (or prepare_transfer for an image folder)"
         )
     return manifest
+
+
+def _has_digests(manifest: dict[str, Any]) -> bool:
+    digests = manifest.get("sha256")
+    return isinstance(digests, dict) and all(isinstance(digests.get(s), str) for s in ("train", "test"))
 
 
 def load_split(manifest: dict[str, Any], train: bool):
@@ -79,6 +95,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colour codes, which torch puts in some messages
+
+
 def _load_safely(path: str | Path, problem: str) -> Any:
     """``torch.load`` of tensors and plain data only; an unreadable file is a one-line ``PdartsError``."""
     import pickle
@@ -87,7 +106,15 @@ def _load_safely(path: str | Path, problem: str) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests loading with weights_only=False: name what was refused instead.
+        lines = _ANSI.sub("", str(exc)).splitlines()
+        refused = [line.split("error:")[-1].split(" Please use")[0] for line in lines if "GLOBAL" in line]
+        reason = first_line(exc)
+        if refused:
+            reason = f"it holds more than tensors and plain data: {refused[0].strip()}"
+        raise PdartsError(problem.format(path=path, reason=reason)) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise PdartsError(problem.format(path=path, reason=first_line(exc))) from None
 
 
@@ -116,11 +143,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] | None:
+def load_resume_state(
+    path: str | Path | None, expected: str, keys: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
     """The state saved in a step's checkpoint, if there is one for the same settings and inputs.
 
-    Refuses (one line, with the fix) a checkpoint that is unreadable or was written for other
-    settings: resuming it would mix two configurations, deleting it would lose work.
+    Refuses (one line, with the fix) a checkpoint that is unreadable, lacks ``keys`` (and the random
+    streams and history every state has) or was written for other settings: resuming it would mix
+    two configurations, deleting it would lose work.
     """
     if path is None:
         return None
@@ -144,8 +174,15 @@ def load_resume_state(path: str | Path | None, expected: str) -> dict[str, Any] 
             f"checkpoint {path} was written for other settings or data; delete it to start the step over "
             "with the current ones (or restore the settings it was written for to resume it)"
         )
-    log.info("resuming from %s after epoch %d", path, len(payload["state"]["history"]))
-    return payload["state"]
+    state = payload["state"]
+    missing = [key for key in ("rng", "history", *keys) if not isinstance(state, dict) or key not in state]
+    if missing or not isinstance(state["history"], list):
+        raise PdartsError(
+            f"checkpoint {path} is damaged (no {', '.join(missing) or 'history list'}); delete it to start "
+            "the step over"
+        )
+    log.info("resuming from %s after epoch %d", path, len(state["history"]))
+    return state
 
 
 class CheckpointSaver:

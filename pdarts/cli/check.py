@@ -22,8 +22,9 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     for path in args.files:
+        params = load_params(path)  # its errors name the file already
         try:
-            check_params(load_params(path))
+            check_params(params)
         except PdartsError as exc:
             raise PdartsError(f"{path}: {exc}") from None
         log.info("%s: valid", path)

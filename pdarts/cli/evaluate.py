@@ -44,12 +44,16 @@ def _test_batches(manifest: dict, checkpoint: dict, settings: dict, pin: bool):
         images, labels = load_split(manifest, train=False)
         dataset = ArrayDataset(images, labels, eval_transform(dataset_info(manifest["dataset"])))
         input_size = (images.shape[3], images.shape[1], images.shape[2])
-    elif manifest.get("format") == IMAGEFOLDER_FORMAT:
-        size = checkpoint["data"]["image_size"]
+    else:
+        record = checkpoint.get("data")
+        size = record.get("image_size") if isinstance(record, dict) else None
+        if not isinstance(size, int):
+            raise PdartsError(
+                "the model file records no image size (it was not trained by transfer); "
+                "evaluate it on the data it was trained on"
+            )
         dataset = image_folder(manifest["root"], "val", imagenet_eval_transform(size))
         input_size = (3, size, size)
-    else:
-        raise PdartsError("--data is not a data manifest written by prepare-data or prepare-transfer")
     loader = make_loader(
         dataset,
         settings["batch_size"],
@@ -61,24 +65,40 @@ def _test_batches(manifest: dict, checkpoint: dict, settings: dict, pin: bool):
     return loader, input_size
 
 
+def _load_model(path: str, checkpoint: dict):
+    """The network of a model file with its weights; refuses weights that do not fit it exactly."""
+    from ..networks import build_network
+
+    try:
+        model = build_network(checkpoint["network"])
+    except (KeyError, TypeError, ValueError, AttributeError, PdartsError) as exc:
+        raise PdartsError(
+            f"{path} has a broken network description ({type(exc).__name__}: {first_line(exc)}); retrain it"
+        ) from None
+    try:
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise PdartsError(
+            f"{path} does not match its network description ({first_line(exc)}); retrain it"
+        ) from None
+    return model
+
+
 def run(args: argparse.Namespace) -> None:
     settings = section_values(args, "evaluate")
     manifest = read_json(args.data, "data manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") not in (ARRAYS_FORMAT, IMAGEFOLDER_FORMAT):
+        raise PdartsError(
+            f"{args.data} is not a data manifest; pass the one prepare-data or prepare-transfer wrote"
+        )
     device = resolve_device(settings["device"])
     checkpoint = load_checkpoint(args.model)
 
-    from ..networks import build_network
     from ..precision import resolve_precision
     from ..profile import count_macs, count_parameters
     from ..training import evaluate, measure_latency
 
-    model = build_network(checkpoint["network"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise PdartsError(
-            f"{args.model} does not match its network description ({first_line(exc)}); retrain it"
-        ) from None
+    model = _load_model(args.model, checkpoint)
     loader, input_size = _test_batches(manifest, checkpoint, settings, device.type == "cuda")
     classes = max(manifest.get("num_classes", 0), len(manifest.get("classes", [])))
     if checkpoint["network"]["num_classes"] != classes:

@@ -38,8 +38,12 @@ from ._settings import add_section_options, int_at_least, section_values
 log = logging.getLogger("pdarts.search")
 
 
-def _rate(text: str) -> float:
-    value = float(text)
+def rate(text: str) -> float:
+    """A rate in [0, 1), for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
@@ -54,7 +58,7 @@ def add_parser(commands) -> None:
         "--skip-dropout",
         dest="skip_dropout",
         required=True,
-        type=_rate,
+        type=rate,
         help="initial skip-connect dropout rate of this stage",
     )
     parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
@@ -94,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args, common, candidates, manifest, context) -> None:
-    from .. import distributed
     from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
     from ..search.stage import SearchSettings, run_search_stage
     from ..state import make_reproducible
@@ -134,9 +137,7 @@ def _search(args, common, candidates, manifest, context) -> None:
     )
     stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
     expected = fingerprint(stage_settings, candidates, manifest["sha256"], manifest.get("subset"))
-    resume = load_resume_state(args.checkpoint, expected)
-    if resume is not None:
-        resume = {**resume, "rng": resume["rng"][context.rank]}  # each process its own streams
+    resume = load_resume_state(args.checkpoint, expected, ("model", "weight_optimizer", "alpha_optimizer"))
     if not context.is_main:
         logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
     log.info(
@@ -153,8 +154,7 @@ def _search(args, common, candidates, manifest, context) -> None:
     start = time.perf_counter()
     saver = checkpoint_saver(args.checkpoint, expected) if context.is_main else None
 
-    def save_state(state):
-        state = {**state, "rng": distributed.all_gather_objects(state["rng"], context)}
+    def save_state(state):  # every process gathers its random streams into the state; rank 0 writes
         if saver is not None:
             saver(state)
 

@@ -138,11 +138,11 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
     from torch.utils.data.distributed import DistributedSampler
 
     from ..data import make_loader
-    from ..distributed import all_gather_objects, all_reduce_sum
+    from ..distributed import all_reduce_sum
     from ..networks import build_network
     from ..precision import resolve_precision
     from ..profile import count_parameters
-    from ..state import load_states, make_reproducible, restore_rng, rng_state
+    from ..state import capture, make_reproducible, restore
     from ..training import LossGuard, train_epoch
 
     device = context.device
@@ -186,16 +186,12 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
     drop_path = settings.get("drop_path", 0.0)
     data_record = {**data_record, "manifest": str(args.data)}
     expected = fingerprint(recipe.section, settings, spec, manifest)
-    resume = load_resume_state(args.checkpoint, expected)
+    resume = load_resume_state(args.checkpoint, expected, ("network", "optimizer", "scaler"))
     save_state = checkpoint_saver(args.checkpoint, expected) if context.is_main else None
+    targets = {"network": network, "optimizer": optimizer, "scaler": scaler}
     history: list[dict[str, Any]] = []
     if resume is not None:
-        load_states(
-            [(network, resume["network"]), (optimizer, resume["optimizer"]), (scaler, resume["scaler"])],
-            f"this {recipe.section} network",
-        )
-        restore_rng(resume["rng"][context.rank], [loader.generator])
-        history = list(resume["history"])
+        history = restore(resume, targets, [loader.generator], f"this {recipe.section} network")
     if context.is_main:
         log.info(
             "%s: %s network, %d parameters, %d images, %s on %s x %d",
@@ -255,18 +251,9 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
                 history[-1]["train_acc"],
                 history[-1]["seconds"],
             )
-        # Every process's random streams, so that each resumes its own (all processes take part).
-        rngs = all_gather_objects(rng_state([loader.generator]), context)
+        state = capture(targets, [loader.generator], history)  # in every process: it gathers
         if save_state is not None:
-            save_state(
-                {
-                    "network": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": rngs,
-                    "history": history,
-                }
-            )
+            save_state(state)
     seconds = sum(epoch["seconds"] for epoch in history)
     if not context.is_main:
         return

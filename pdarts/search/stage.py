@@ -20,7 +20,7 @@ from torch import nn
 from ..distributed import Context, all_reduce_sum, average_gradients
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
-from ..state import load_states, restore_rng, rng_state
+from ..state import capture, restore
 from ..training import LossGuard
 from .model import SearchNetwork
 
@@ -121,30 +121,6 @@ def _to_device(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
-def _state(model, weight_optimizer, alpha_optimizer, generators, history) -> dict[str, Any]:
-    return {
-        "model": model.state_dict(),
-        "weight_optimizer": weight_optimizer.state_dict(),
-        "alpha_optimizer": alpha_optimizer.state_dict(),
-        "rng": rng_state(generators),
-        "history": list(history),
-    }
-
-
-def _restore(state, model, weight_optimizer, alpha_optimizer, generators) -> list[dict[str, Any]]:
-    """Loads a saved state; refuses one that does not fit this stage's network (names the problem)."""
-    load_states(
-        [
-            (model, state["model"]),
-            (weight_optimizer, state["weight_optimizer"]),
-            (alpha_optimizer, state["alpha_optimizer"]),
-        ],
-        "this stage's supernet",
-    )
-    restore_rng(state["rng"], generators)
-    return list(state["history"])
-
-
 def run_search_stage(
     candidates: Candidates,
     settings: SearchSettings,
@@ -197,9 +173,10 @@ def run_search_stage(
         weight_decay=settings.arch_weight_decay,
     )
     generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
+    targets = {"model": model, "weight_optimizer": weight_optimizer, "alpha_optimizer": alpha_optimizer}
     history: list[dict[str, Any]] = []
     if resume is not None:
-        history = _restore(resume, model, weight_optimizer, alpha_optimizer, generators)
+        history = restore(resume, targets, generators, "this stage's supernet")
     for epoch in range(len(history), settings.epochs):
         start = time.perf_counter()
         lr = cosine_lr(epoch, settings.weight_lr, settings.epochs, settings.weight_lr_min)
@@ -264,5 +241,5 @@ def run_search_stage(
         if on_epoch is not None:
             on_epoch(metrics)
         if save_state is not None:
-            save_state(_state(model, weight_optimizer, alpha_optimizer, generators, history))
+            save_state(capture(targets, generators, history))
     return StageResult(alphas=model.alphas.to_dict(), history=history, model=model)
