@@ -15,7 +15,7 @@ import time
 
 from ..errors import PdartsError, first_line
 from ..io import read_json, write_json
-from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, load_checkpoint, load_split, resolve_device
+from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, load_checkpoint, load_split, oom_hint, resolve_device
 from ._settings import add_section_options, section_values
 
 log = logging.getLogger("pdarts.evaluate")
@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> None:
     precision = resolve_precision(settings["precision"], device, settings["channels_last"])
     model = precision.prepare(model.to(device))
     start = time.perf_counter()
-    sums = evaluate(model, loader, device, precision)
+    with oom_hint("evaluate.batch_size", settings["batch_size"]):
+        sums = evaluate(model, loader, device, precision)
     seconds = time.perf_counter() - start
     count = max(sums["count"], 1)
     metrics = {
@@ -128,9 +129,10 @@ def run(args: argparse.Namespace) -> None:
         "device": str(device),
     }
     for batch_size in settings["latency_batch_sizes"]:
-        latency = measure_latency(
-            model, input_size, batch_size, device, precision, settings["latency_repeats"]
-        )
+        with oom_hint("evaluate.latency_batch_sizes", batch_size):
+            latency = measure_latency(
+                model, input_size, batch_size, device, precision, settings["latency_repeats"]
+            )
         metrics[f"latency_ms_batch{batch_size}"] = round(1000 * latency, 3)
     write_json(args.out, metrics)
     log.info(
