@@ -136,7 +136,7 @@ def test_search_refuses_bad_candidates_and_settings(prepared, run_pdarts, tmp_pa
     )
     _assert_refused(
         run_pdarts(*_search_args(prepared, good, out)[:-4], "--data", good, "--out", out),
-        "is not a arrays data manifest",
+        "is not an arrays data manifest",
         [out],
     )
 
