@@ -81,6 +81,24 @@ class DilConv(nn.Sequential):
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+        # With stride 2, dilation 2 and even padding, the depthwise conv reads only the pixels at
+        # even coordinates: it equals an undilated stride-1 conv of those pixels with half the
+        # padding. Same weights, same sums, 4-8x faster in oneDNN (measured on the CPU, fp32, both
+        # layouts; its strided dilated kernels are slow).
+        self._on_even_pixels = stride == 2 and dilation == 2 and padding % 2 == 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_activated(self[0](x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an input already through its ReLU (a search edge shares one among its convs)."""
+        _, depthwise, pointwise, bn = self
+        if self._on_even_pixels:
+            padding = tuple(p // 2 for p in depthwise.padding)
+            x = F.conv2d(x[:, :, ::2, ::2], depthwise.weight, None, 1, padding, 1, depthwise.groups)
+        else:
+            x = depthwise(x)
+        return bn(pointwise(x))
 
 
 class SepConv(nn.Sequential):
@@ -93,6 +111,10 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel_size, stride, padding, dilation=1, affine=affine),
             DilConv(c_in, c_out, kernel_size, 1, padding, dilation=1, affine=affine),
         )
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an input already through its first ReLU."""
+        return self[1](self[0].forward_activated(x))
 
 
 class FactorizedReduce(nn.Module):
@@ -112,7 +134,10 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        return self.forward_activated(self.relu(x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an input already through its ReLU."""
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 

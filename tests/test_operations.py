@@ -65,3 +65,14 @@ def test_factorized_reduce_uses_the_shifted_input_and_handles_odd_sizes():
     fr.eval()
     raw = torch.cat([fr.conv_1(fr.relu(x)), fr.conv_2(fr.relu(x)[:, :, 1:, 1:])], 1)
     assert raw[0, :2].abs().sum() == 0 and raw[0, 2:, 0, 0].sum() > 0
+
+
+@pytest.mark.parametrize("name", ["dil_conv_3x3", "dil_conv_5x5"])
+@pytest.mark.parametrize("size", [8, 7])
+def test_strided_dilated_conv_on_even_pixels_equals_the_plain_strided_conv(name, size):
+    torch.manual_seed(0)
+    op = build_op(name, 4, 2, affine=True).eval()
+    x = torch.randn(2, 4, size, size)
+    relu, depthwise, pointwise, bn = op
+    assert op._on_even_pixels
+    assert torch.allclose(op(x), bn(pointwise(depthwise(relu(x)))), atol=1e-6)

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import PdartsError
-from . import check, derive, evaluate, prepare, prune, search, summary, train
+from . import bench, check, derive, evaluate, prepare, prune, search, summary, train
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (check, prepare, prune, search, derive, train, evaluate, summary)
+COMMANDS = (check, prepare, prune, search, derive, train, evaluate, summary, bench)
 USER_ERROR = 2
 
 

@@ -134,6 +134,10 @@ def _search(args, common, candidates, manifest, context) -> None:
         arch_lr=common["arch_lr"],
         arch_weight_decay=common["arch_weight_decay"],
         grad_clip=common["grad_clip"],
+        precision=common["precision"],
+        channels_last=common["channels_last"],
+        compile=common["compile"],
+        checkpoint_cells=common["checkpoint_cells"],
     )
     stage_settings = {"stage": args.stage, "cells": args.cells, "skip_dropout": args.skip_dropout, **common}
     expected = fingerprint(stage_settings, candidates, manifest["sha256"], manifest.get("subset"))

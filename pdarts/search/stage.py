@@ -9,22 +9,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import Context, all_reduce_sum, average_gradients
+from ..errors import first_line
+from ..precision import Precision, resolve_precision
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from ..state import capture, restore
-from ..training import LossGuard
+from ..training import FP32, LossGuard
 from .model import SearchNetwork
 
-__all__ = ["SearchSettings", "StageResult", "run_search_stage", "search_step"]
+__all__ = [
+    "SearchParts",
+    "SearchSettings",
+    "StageResult",
+    "build_search",
+    "compile_cells",
+    "run_search_stage",
+    "search_step",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,20 @@ class SearchSettings:
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1.0e-3
     grad_clip: float = 5.0  # gradient-norm clip, both updates
+    # How the steps compute (search.common in params.yaml): none of these changes what is searched.
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16: autocast of both forward passes (pdarts.precision)
+    channels_last: bool = False  # NHWC layout of the supernet and its inputs
+    compile: bool = False  # torch.compile every cell (eager, with a warning, if that fails)
+    checkpoint_cells: bool = False  # recompute each cell in the backward pass: less memory, more time
+
+
+class SearchParts(NamedTuple):
+    """A stage's supernet with its two optimizers and the precision its steps run in."""
+
+    model: SearchNetwork
+    weight_optimizer: torch.optim.SGD
+    alpha_optimizer: torch.optim.Adam
+    precision: Precision
 
 
 @dataclass
@@ -59,15 +84,52 @@ class StageResult:
     model: SearchNetwork | None = None
 
 
+@contextmanager
+def _frozen(params: list[nn.Parameter]) -> Iterator[None]:
+    """The parameters whose gradients an update does not need, as constants of its forward pass.
+
+    First order: each update needs the gradients of its own parameters only. Frozen, the others'
+    gradients are not computed and the activations only they would use are not kept (measured on
+    the stage-1 supernet: 18% less saved memory in the weight step, 24% in the architecture step).
+    """
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+
+
+def _trained_and_frozen(model: SearchNetwork, alphas: bool) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The parameters an update changes (the alphas, or the weights) and the others."""
+    weights, arch = model.weight_parameters(), model.arch_parameters()
+    return (arch, weights) if alphas else (weights, arch)
+
+
 def _update(
-    loss: torch.Tensor, params: list[nn.Parameter], optimizer: torch.optim.Optimizer, grad_clip: float
-) -> None:
+    model: SearchNetwork,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    alphas: bool,
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float,
+    precision: Precision,
+    scaler: torch.amp.GradScaler,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One update of the alphas (or the weights) on ``batch``; returns the loss sum, hits and count."""
+    params, frozen = _trained_and_frozen(model, alphas)
+    images, target = batch
     optimizer.zero_grad(set_to_none=True)
-    # First order: each update needs the gradients of its own parameters only.
-    loss.backward(inputs=params)
+    with _frozen(frozen):  # also in the backward pass, which may recompute checkpointed cells
+        with precision.autocast():
+            logits = model(precision.inputs(images))
+            loss = F.cross_entropy(logits.float(), target)
+        scaler.scale(loss).backward(inputs=params)
     average_gradients(params)  # over data-parallel processes, if any
+    scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
     nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    scaler.step(optimizer)
+    return loss.detach() * target.numel(), (logits.argmax(1) == target).sum(), target.numel()
 
 
 def search_step(
@@ -77,23 +139,22 @@ def search_step(
     weight_optimizer: torch.optim.Optimizer,
     alpha_optimizer: torch.optim.Optimizer | None,
     grad_clip: float,
+    precision: Precision = FP32,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """One step: the architecture update (if ``arch_batch``), then the weight update.
 
+    Both forward passes run under ``precision`` (autocast dtype, memory layout of the inputs; the
+    model must have been prepared with ``precision.prepare``); ``scaler`` scales fp16 losses.
     Returns the step's detached losses and correct-prediction counts.
     """
+    if scaler is None:
+        scaler = precision.grad_scaler()
     stats: dict[str, Any] = {}
     if arch_batch is not None and alpha_optimizer is not None:
-        x, y = arch_batch
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        _update(loss, model.arch_parameters(), alpha_optimizer, grad_clip)
-        stats["arch"] = (loss.detach() * y.numel(), (logits.argmax(1) == y).sum(), y.numel())
-    x, y = weight_batch
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
-    _update(loss, model.weight_parameters(), weight_optimizer, grad_clip)
-    stats["train"] = (loss.detach() * y.numel(), (logits.argmax(1) == y).sum(), y.numel())
+        stats["arch"] = _update(model, arch_batch, True, alpha_optimizer, grad_clip, precision, scaler)
+    stats["train"] = _update(model, weight_batch, False, weight_optimizer, grad_clip, precision, scaler)
+    scaler.update()  # once per step, after both optimizers (torch.amp's multi-optimizer recipe)
     return stats
 
 
@@ -119,6 +180,98 @@ class _Meter:
 
 def _to_device(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
     return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def compile_cells(model: SearchNetwork, example: torch.Tensor | None, precision: Precision) -> bool:
+    """Compiles the supernet's cells and tries them at once on ``example``; eager if that fails.
+
+    The trial compiles what the steps will run (the forward and backward passes of both updates),
+    so that a compiler failure shows here rather than mid-stage, and leaves no trace: the random
+    streams, BatchNorm statistics and gradients are as before. Returns whether the cells compiled.
+    """
+    model.compile_cells()
+    if example is None:
+        return True
+    buffers = [buffer.clone() for buffer in model.buffers()]
+    devices = [example.device] if example.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            for alphas in (True, False):
+                params, frozen = _trained_and_frozen(model, alphas)
+                with _frozen(frozen):
+                    with precision.autocast():
+                        loss = model(precision.inputs(example)).float().sum()
+                    loss.backward(inputs=params)
+    except Exception as exc:  # noqa: BLE001 -- whatever the compiler raises, the search can run eagerly
+        log.warning("torch.compile of the search cells failed (%s); running them eagerly", first_line(exc))
+        model.compile_cells(False)
+        return False
+    finally:
+        with torch.no_grad():
+            for buffer, saved in zip(model.buffers(), buffers):
+                buffer.copy_(saved)
+        for param in model.parameters():
+            param.grad = None
+    return True
+
+
+def _example_images(batches: Batches) -> torch.Tensor | None:
+    """Zeros shaped like a batch of ``batches``' images, read without moving any random generator."""
+    if isinstance(batches, Sequence):
+        return torch.zeros_like(batches[0][0]) if batches else None
+    dataset, batch_size = getattr(batches, "dataset", None), getattr(batches, "batch_size", None)
+    if dataset is None or not batch_size:
+        return None
+    with torch.random.fork_rng(devices=[]):  # the dataset's transform may draw random numbers
+        image = dataset[0][0]
+    return torch.zeros((batch_size, *image.shape), dtype=image.dtype)
+
+
+def build_search(
+    candidates: Candidates,
+    settings: SearchSettings,
+    num_classes: int,
+    in_channels: int,
+    device: torch.device,
+    example: torch.Tensor | None = None,
+) -> SearchParts:
+    """A fresh supernet over ``candidates`` on ``device``, its optimizers and its precision.
+
+    With ``settings.compile``, the cells are compiled and tried at once on ``example`` (a batch of
+    images, or its shape's zeros): if compilation fails there, a warning, and the cells stay eager.
+    """
+    name = settings.precision
+    if name == "auto" and device.type == "cpu":
+        # Measured on 2 cores with AVX-512 BF16: bf16 search steps are no faster than fp32 (0.9x at
+        # stage 1) and half as fast as fp32 in channels_last; the depthwise convolutions that
+        # dominate a search step have no fast bf16 kernels in oneDNN. bf16 stays a memory setting.
+        name = "fp32"
+    precision = resolve_precision(name, device, settings.channels_last)
+    model = SearchNetwork(
+        candidates,
+        settings.num_cells,
+        settings.init_channels,
+        num_classes,
+        in_channels=in_channels,
+        skip_dropout=settings.skip_dropout > 0,
+        checkpoint_cells=settings.checkpoint_cells,
+    )
+    model = precision.prepare(model.to(device))
+    if settings.compile:
+        compile_cells(model, None if example is None else example.to(device), precision)
+    weight_optimizer = torch.optim.SGD(
+        model.weight_parameters(),
+        lr=settings.weight_lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+    )
+    alpha_optimizer = torch.optim.Adam(
+        model.arch_parameters(),
+        lr=settings.arch_lr,
+        betas=settings.arch_betas,
+        weight_decay=settings.arch_weight_decay,
+    )
+    return SearchParts(model, weight_optimizer, alpha_optimizer, precision)
 
 
 def run_search_stage(
@@ -152,28 +305,22 @@ def run_search_stage(
     """
     device = torch.device(device)
     torch.manual_seed(seed)
-    model = SearchNetwork(
+    model, weight_optimizer, alpha_optimizer, precision = build_search(
         candidates,
-        settings.num_cells,
-        settings.init_channels,
+        settings,
         num_classes,
-        in_channels=in_channels,
-        skip_dropout=settings.skip_dropout > 0,
-    ).to(device)
-    weight_optimizer = torch.optim.SGD(
-        model.weight_parameters(),
-        lr=settings.weight_lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
+        in_channels,
+        device,
+        example=_example_images(weight_batches) if settings.compile else None,
     )
-    alpha_optimizer = torch.optim.Adam(
-        model.arch_parameters(),
-        lr=settings.arch_lr,
-        betas=settings.arch_betas,
-        weight_decay=settings.arch_weight_decay,
-    )
+    scaler = precision.grad_scaler()
     generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
-    targets = {"model": model, "weight_optimizer": weight_optimizer, "alpha_optimizer": alpha_optimizer}
+    targets = {
+        "model": model,
+        "weight_optimizer": weight_optimizer,
+        "alpha_optimizer": alpha_optimizer,
+        "scaler": scaler,
+    }
     history: list[dict[str, Any]] = []
     if resume is not None:
         history = restore(resume, targets, generators, "this stage's supernet")
@@ -209,6 +356,8 @@ def run_search_stage(
                 weight_optimizer,
                 None if warmup else alpha_optimizer,
                 settings.grad_clip,
+                precision,
+                scaler,
             )
             for split, values in stats.items():
                 meters[split].add(*values)

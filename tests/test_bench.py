@@ -1,0 +1,59 @@
+"""``pdarts bench`` on its smoke configurations writes complete, well-formed results.
+
+Not a timing test: the numbers only have to be there and positive. ``compile`` is left out of the
+modes run here (compiling takes minutes on a CPU); its fallback is tested in test_search_speed.py.
+"""
+
+import json
+
+import pytest
+
+MODES = ["fp32", "bf16", "channels_last", "checkpoint_cells", "bf16+channels_last+checkpoint_cells"]
+
+
+def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
+    out = tmp_path / "bench.json"
+    done = run_pdarts(
+        "bench", "--configs", "smoke", "smoke-train", "--modes", *MODES,
+        "--steps", "2", "--warmup", "1", "--threads", "1", "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    machine = report["machine"]
+    assert machine["torch"] and machine["torchvision"] and machine["python"] and machine["cpu"]
+    assert machine["cpu_cores"] >= 1 and machine["device"] == "cpu"
+    assert report["options"] == {"steps": 2, "warmup": 1, "threads": 1, "device": "cpu"}
+    # checkpoint_cells is a search setting: the training steps skip the modes that ask for it.
+    train_modes = [mode for mode in MODES if "checkpoint_cells" not in mode]
+    expected = [("smoke", mode) for mode in MODES] + [("smoke-train", mode) for mode in train_modes]
+    assert [(r["config"], r["mode"]) for r in report["results"]] == expected
+    for result in report["results"]:
+        assert "error" not in result, result
+        assert result["seconds_per_step"] > 0 and result["images_per_second"] > 0
+        assert result["cpu_seconds_per_step"] > 0 and result["peak_memory_mb"] > 0
+        assert len(result["step_seconds"]) == 2 and result["threads"] == 1
+        assert result["speedup"] > 0 and result["speedup_vs_reference"] is None
+    by_mode = {r["mode"]: r["settings"] for r in report["results"] if r["config"] == "smoke"}
+    assert by_mode["fp32"] == {
+        "precision": "fp32",
+        "channels_last": False,
+        "compile": False,
+        "checkpoint_cells": False,
+    }
+    assert by_mode["bf16"]["precision"] == "bf16" and by_mode["checkpoint_cells"]["checkpoint_cells"]
+    assert "| smoke | 8 | fp32 |" in done.stdout  # the markdown table
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--configs", "stage9"], "unknown configuration 'stage9'"),
+        (["--modes", "turbo"], "unknown mode 'turbo'"),
+        (["--modes", "fp16"], "fp16 needs a CUDA device"),
+        (["--steps", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_options_are_one_line_errors(run_pdarts, args, message):
+    done = run_pdarts("bench", *args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

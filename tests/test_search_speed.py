@@ -1,0 +1,184 @@
+"""The speed and memory settings of a search stage keep what it decides (issue 6).
+
+Each check runs one search epoch (four architecture + weight steps) of a 3-cell supernet on 8x8 images
+whose label depends on the image, in fp32 and in a fast setting, from the same seed and batches, and
+compares the alphas and the pruning they lead to.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pdarts.search.pruning import prune_candidates
+from pdarts.search.stage import SearchSettings, StageResult, build_search, run_search_stage
+from pdarts.search_space import full_candidates
+
+CANDIDATES = full_candidates(["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"])
+FP32 = SearchSettings(num_cells=3, epochs=1, warmup_epochs=0, init_channels=4)
+
+
+def _batches(seed: int, n: int = 4, size: int = 16):
+    """Images whose class (0..2) is the number of image halves with a positive mean: learnable."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n):
+        x = torch.randn(size, 1, 8, 8, generator=g)
+        y = (x[:, 0, :4].mean((1, 2)) > 0).long() + (x[:, 0, 4:].mean((1, 2)) > 0).long()
+        batches.append((x, y))
+    return batches
+
+
+def _search(settings: SearchSettings, reverse: bool = False):
+    weight_batches, arch_batches = _batches(1), _batches(2)
+    if reverse:
+        weight_batches, arch_batches = weight_batches[::-1], arch_batches[::-1]
+    return run_search_stage(CANDIDATES, settings, weight_batches, arch_batches, num_classes=3, in_channels=1)
+
+
+def _alphas(result) -> torch.Tensor:
+    return torch.tensor([edge["alpha"] for cell in ("normal", "reduce") for edge in result.alphas[cell]])
+
+
+def _by_name(result):
+    return {
+        cell: [dict(zip(edge["ops"], edge["alpha"])) for edge in result.alphas[cell]]
+        for cell in ("normal", "reduce")
+    }
+
+
+def _kept(result) -> list:
+    """The pruning for every number of ops kept (1..4 of 5): the decisions a stage hands on."""
+    return [prune_candidates(_by_name(result), keep) for keep in range(1, len(CANDIDATES["normal"][0]))]
+
+
+def _agreement(a, b) -> int:
+    """How many (keep, cell, edge) pruning decisions two results share."""
+    return sum(
+        x == y for ka, kb in zip(_kept(a), _kept(b)) for cell in ka for x, y in zip(ka[cell], kb[cell])
+    )
+
+
+def test_checkpoint_cells_gives_the_same_search():
+    # Recomputing each cell in the backward pass replays its dropout masks and normalises with the
+    # same batch statistics: the same numbers in the same order, so equality is exact (including the
+    # weights and BatchNorm running statistics, which the recomputation must not update twice).
+    settings = dataclasses.replace(FP32, skip_dropout=0.3, epochs=2, warmup_epochs=1)
+    plain = _search(settings)
+    checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True))
+    assert torch.equal(_alphas(plain), _alphas(checkpointed))
+    for name, value in plain.model.state_dict().items():
+        assert torch.equal(value, checkpointed.model.state_dict()[name]), name
+    assert _kept(plain) == _kept(checkpointed)
+
+
+def test_channels_last_keeps_the_alphas_and_the_pruning():
+    # fp32 in the NHWC layout sums in another order: rounding differences (~1e-6 of the gradient,
+    # measured). Adam divides each gradient by its own magnitude, which can magnify the change of a
+    # near-zero one, so the bound is 1e-5, against alphas that move by ~1e-3 in this epoch.
+    # (Without skip dropout: its masks are drawn in memory order, so NHWC draws other, equally
+    # random, masks.)
+    plain = _search(FP32)
+    fast = _search(dataclasses.replace(FP32, channels_last=True))
+    torch.manual_seed(0)  # as the stage does: the initial alphas
+    initial = build_search(CANDIDATES, FP32, 3, 1, torch.device("cpu")).model.alphas.to_dict()
+    assert (_alphas(plain) - _alphas(StageResult(initial))).abs().mean() > 5e-4
+    assert (_alphas(fast) - _alphas(plain)).abs().max() < 1e-5
+    assert _kept(fast) == _kept(plain)
+
+
+def _alpha_gradient(settings: SearchSettings, batch) -> torch.Tensor:
+    torch.manual_seed(0)
+    model, _, _, precision = build_search(CANDIDATES, settings, 3, 1, torch.device("cpu"))
+    images, target = batch
+    with precision.autocast():
+        loss = F.cross_entropy(model(precision.inputs(images)).float(), target)
+    loss.backward(inputs=model.arch_parameters())
+    return torch.cat([alpha.grad for alpha in model.arch_parameters()])
+
+
+def test_bf16_keeps_the_architecture_gradient_within_the_noise_of_a_batch():
+    # The search follows stochastic gradients: two batches' architecture gradients differ by more
+    # than their own size (measured: 165% of it). bf16 rounds to 8 bits of mantissa; its error in
+    # the gradient (measured: 26%, a sixth of that noise) must stay under a quarter of the noise.
+    settings = dataclasses.replace(FP32, init_channels=8)
+    batch, other = _batches(1, n=1, size=32)[0], _batches(2, n=1, size=32)[0]
+    fp32 = _alpha_gradient(settings, batch)
+    noise = (_alpha_gradient(settings, other) - fp32).norm()
+    error = (_alpha_gradient(dataclasses.replace(settings, precision="bf16"), batch) - fp32).norm()
+    assert error < 0.25 * noise
+
+
+def test_bf16_changes_the_search_less_than_the_order_of_its_batches():
+    # The loaders shuffle, so the order of the batches is a perturbation every search lives with.
+    # Adam normalises each step, so a bf16 rounding that flips the sign of a near-zero gradient
+    # moves that alpha by a whole step: alphas after one epoch cannot match to rounding level. The
+    # tolerance is the batch order's own effect: bf16 must change the alphas less than half as much
+    # as reversing the batches (measured: 0.27 of it), and keep more of fp32's pruning decisions
+    # than the reversed order does (measured: 83 of 112 against 39).
+    plain = _search(FP32)
+    reordered = _search(FP32, reverse=True)
+    bf16 = _search(dataclasses.replace(FP32, precision="bf16"))
+    order_effect = (_alphas(reordered) - _alphas(plain)).abs().mean()
+    assert (_alphas(bf16) - _alphas(plain)).abs().mean() < 0.5 * order_effect
+    assert _agreement(bf16, plain) > _agreement(reordered, plain)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_fast_settings_together_run_a_stage(precision):
+    settings = dataclasses.replace(
+        FP32, precision=precision, channels_last=True, checkpoint_cells=True, skip_dropout=0.3
+    )
+    result = _search(settings)
+    assert torch.isfinite(_alphas(result)).all()
+    assert result.history[-1]["arch_loss"] > 0
+
+
+def test_a_compiler_failure_leaves_the_cells_eager_with_a_warning(monkeypatch, caplog):
+    def failing_compile(module, **kwargs):
+        def call(*args, **kwargs):
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with caplog.at_level("WARNING", logger="pdarts"):
+        compiled = _search(dataclasses.replace(FP32, compile=True))
+    assert "torch.compile of the search cells failed (no compiler here)" in caplog.text
+    assert torch.equal(_alphas(compiled), _alphas(_search(FP32)))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_skip_dropout_drops_at_its_rate_scales_and_replays_from_torch_seed(layout):
+    from pdarts.search.model import SkipDropout
+
+    dropout = SkipDropout(0.7).train()
+    x = torch.ones(8, 16, 16, 16).contiguous(memory_format=layout).requires_grad_()
+    torch.manual_seed(0)
+    y = dropout(x)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.3) < 0.01  # 32768 draws: the standard error is 0.0025
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.3))
+    assert y.is_contiguous(memory_format=layout)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes where the mask keeps
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # the mask comes from torch's generator
+    assert dropout.eval()(x) is x
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_mixed_op_with_one_shared_relu_equals_the_plain_weighted_sum(stride):
+    from pdarts.search.model import MixedOp
+    from pdarts.search_space import PRIMITIVES
+
+    torch.manual_seed(0)
+    mixed = MixedOp(4, stride, PRIMITIVES)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    weights = torch.softmax(torch.randn(len(PRIMITIVES)), 0).requires_grad_()
+    plain = sum(weights[PRIMITIVES.index(name)] * op(x) for name, op in mixed.ops.items())
+    fast = mixed(x, weights)
+    assert torch.allclose(fast, plain, atol=1e-6)
+    (plain_x, plain_w), (fast_x, fast_w) = (torch.autograd.grad(y.sum(), (x, weights)) for y in (plain, fast))
+    assert torch.allclose(fast_x, plain_x, atol=1e-5) and torch.allclose(fast_w, plain_w, atol=1e-5)
