@@ -7,6 +7,14 @@ A C=2 supernet of 2 cells over one op, 32x32 RGB images, channels_last, fp32: a 
 the process for every op tried, with skip dropout on or off; batches of 1 and 2, the contiguous
 layout, and a plain conv stack in channels_last do not. Until its cause is found, search
 channels_last is off by default (README).
+
+The cause is below pdarts: ONEDNN_VERBOSE=1 shows the abort right after oneDNN's
+``brgconv_strided:avx512_core`` backward-data of a 1x1 stride-2 convolution (FactorizedReduce's
+shape), and plain torch reproduces it:
+
+    c = torch.nn.Conv2d(6, 4, 1, stride=2, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(3, 6, 32, 32).to(memory_format=torch.channels_last).requires_grad_()
+    c(x).sum().backward()   # repeated a few times: heap corruption (batch 3; batch 4 or 16->8 ok)
 """
 
 import sys
