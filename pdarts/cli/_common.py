@@ -8,8 +8,9 @@ import json
 import logging
 import os
 import re
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,27 @@ def oom_hint(setting: str, batch_size: int) -> Iterator[None]:
         if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
             raise
         raise PdartsError(_OOM.format(setting=setting, batch_size=batch_size, exc=first_line(exc))) from None
+
+
+def run_data_parallel(section: str, settings: dict[str, Any], device, work: Callable[[Any], None]) -> int:
+    """Runs ``work(context)`` in ``settings["processes"]`` data-parallel processes.
+
+    One process: here. More: the same command relaunches itself under torchrun, and each process
+    joins the group, works and leaves it. ``batch_size`` is the total over the processes, so it
+    must divide among them (checked before torch is imported).
+    """
+    if settings["batch_size"] % settings["processes"]:
+        raise PdartsError(
+            f"{section}.batch_size ({settings['batch_size']}) must be a multiple of "
+            f"{section}.processes ({settings['processes']}): it is their total"
+        )
+    from .. import distributed
+
+    if settings["processes"] > 1 and not distributed.launched():
+        return distributed.relaunch(settings["processes"], sys.argv[1:])
+    context = distributed.setup(device)
+    try:
+        work(context)
+    finally:
+        distributed.teardown(context)
+    return 0

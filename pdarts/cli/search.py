@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from ._common import (
     read_manifest,
     record_environment,
     resolve_device,
+    run_data_parallel,
     write_metrics,
 )
 from ._settings import add_section_options, int_at_least, section_values
@@ -79,22 +79,9 @@ def run(args: argparse.Namespace) -> int:
             f"warmup_epochs ({common['warmup_epochs']}) is more than epochs ({common['epochs']})"
         )
     device = resolve_device(common["device"])
-    if common["batch_size"] % common["processes"]:
-        raise PdartsError(
-            f"search.common.batch_size ({common['batch_size']}) must be a multiple of "
-            f"search.common.processes ({common['processes']}): it is their total"
-        )
-
-    from .. import distributed
-
-    if common["processes"] > 1 and not distributed.launched():
-        return distributed.relaunch(common["processes"], sys.argv[1:])
-    context = distributed.setup(device)
-    try:
-        _search(args, common, candidates, manifest, context)
-    finally:
-        distributed.teardown(context)
-    return 0
+    return run_data_parallel(
+        "search.common", common, device, lambda context: _search(args, common, candidates, manifest, context)
+    )
 
 
 def _search(args, common, candidates, manifest, context) -> None:

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import PdartsError
 from ..genotype import genotype_to_dict, load_genotype
 from ._common import (
     ARRAYS_FORMAT,
@@ -38,6 +36,7 @@ from ._common import (
     read_manifest,
     record_environment,
     resolve_device,
+    run_data_parallel,
     save_checkpoint,
     write_metrics,
 )
@@ -113,23 +112,12 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     manifest = read_manifest(args.data, recipe.manifest_format)
     device = resolve_device(settings["device"])
-    if settings["batch_size"] % settings["processes"]:
-        raise PdartsError(
-            f"{recipe.section}.batch_size ({settings['batch_size']}) must be a multiple of "
-            f"{recipe.section}.processes ({settings['processes']}): it is their total"
-        )
 
-    from .. import distributed
-
-    if settings["processes"] > 1 and not distributed.launched():
-        return distributed.relaunch(settings["processes"], sys.argv[1:])
-    context = distributed.setup(device)
-    try:
+    def work(context) -> None:
         with oom_hint(f"{recipe.section}.batch_size", settings["batch_size"]):
             _train(args, recipe, settings, genotype, manifest, context)
-    finally:
-        distributed.teardown(context)
-    return 0
+
+    return run_data_parallel(recipe.section, settings, device, work)
 
 
 def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
