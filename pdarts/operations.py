@@ -122,6 +122,11 @@ class FactorizedReduce(nn.Module):
 
     The shifted copy is padded at the bottom/right so that odd input sizes work too; for even
     sizes the padding is never sampled and the result equals plain ``x[:, :, 1:, 1:]``.
+
+    A 1x1 conv of stride 2 is a 1x1 conv of the input's even pixels, so the input is subsampled
+    first and the convs run with stride 1: bit-identical, and it keeps clear of oneDNN's strided
+    1x1 backward kernel, which corrupts the heap on small channels_last batches on the CPU
+    (torch 2.14; ``benchmarks/repro_channels_last_abort.py``).
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
@@ -129,8 +134,8 @@ class FactorizedReduce(nn.Module):
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,8 +143,8 @@ class FactorizedReduce(nn.Module):
 
     def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
         """The op on an input already through its ReLU."""
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1::2, 1::2]
+        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(shifted)], dim=1))
 
 
 OpBuilder = Callable[[int, int, bool], nn.Module]

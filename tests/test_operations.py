@@ -63,8 +63,42 @@ def test_factorized_reduce_uses_the_shifted_input_and_handles_odd_sizes():
     x = torch.zeros(1, 2, 4, 4)
     x[:, :, 1, 1] = 1.0  # seen only by the shifted conv (positions 1, 3 of the input)
     fr.eval()
-    raw = torch.cat([fr.conv_1(fr.relu(x)), fr.conv_2(fr.relu(x)[:, :, 1:, 1:])], 1)
-    assert raw[0, :2].abs().sum() == 0 and raw[0, 2:, 0, 0].sum() > 0
+    out = fr(x) - fr(torch.zeros_like(x))
+    assert out[0, :2].abs().sum() == 0 and out[0, 2:, 0, 0].abs().sum() > 0
+    assert out[0, 2:].abs().sum() == out[0, 2:, 0, 0].abs().sum()
+
+
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_factorized_reduce_equals_two_strided_1x1_convs(size, channels_last):
+    """Subsampling before stride-1 convs is exact: same outputs and gradients as stride-2 convs."""
+    torch.manual_seed(0)
+    fr = FactorizedReduce(6, 8, affine=True)
+    x = torch.randn(3, 6, size, size)
+    if channels_last:
+        fr = fr.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    # the reference runs contiguous: oneDNN's channels_last strided 1x1 backward is the bug avoided
+    x_ref = x.contiguous().clone().requires_grad_()
+    x = x.requires_grad_()
+
+    def reference(inp):
+        a = torch.relu(inp)
+        shifted = torch.nn.functional.pad(a, (0, 1, 0, 1))[:, :, 1:, 1:]
+        one = torch.nn.functional.conv2d(a, fr.conv_1.weight.contiguous(), stride=2)
+        two = torch.nn.functional.conv2d(shifted, fr.conv_2.weight.contiguous(), stride=2)
+        return fr.bn(torch.cat([one, two], dim=1))
+
+    out = fr(x)
+    expected = reference(x_ref)
+    assert torch.allclose(out, expected, atol=1e-6)
+    grad = torch.randn_like(out)
+    (w_grad,) = torch.autograd.grad(out, [fr.conv_2.weight], grad, retain_graph=True)
+    (w_ref,) = torch.autograd.grad(expected, [fr.conv_2.weight], grad, retain_graph=True)
+    assert torch.allclose(w_grad, w_ref, atol=1e-5)
+    (x_grad,) = torch.autograd.grad(out, x, grad)
+    (x_grad_ref,) = torch.autograd.grad(expected, x_ref, grad)
+    assert torch.allclose(x_grad, x_grad_ref, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["dil_conv_3x3", "dil_conv_5x5"])

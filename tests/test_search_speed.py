@@ -182,3 +182,33 @@ def test_mixed_op_with_one_shared_relu_equals_the_plain_weighted_sum(stride):
     assert torch.allclose(fast, plain, atol=1e-6)
     (plain_x, plain_w), (fast_x, fast_w) = (torch.autograd.grad(y.sum(), (x, weights)) for y in (plain, fast))
     assert torch.allclose(fast_x, plain_x, atol=1e-5) and torch.allclose(fast_w, plain_w, atol=1e-5)
+
+
+_SMALL_CHANNELS_LAST_STEPS = """
+import sys, torch
+from pdarts.search.stage import SearchSettings, build_search, search_step
+from pdarts.search_space import full_candidates
+torch.manual_seed(0)
+for channels, batch in ((2, 3), (4, 5), (2, 1)):
+    settings = SearchSettings(num_cells=2, init_channels=channels, channels_last=True)
+    ops = full_candidates(["skip_connect", "sep_conv_3x3"])
+    p = build_search(ops, settings, 10, 3, torch.device("cpu"))
+    p.model.train()
+    for _ in range(3):
+        x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+        search_step(p.model, (x, y), (x, y), p.weight_optimizer, p.alpha_optimizer, 5.0, p.precision)
+print("ok")
+"""
+
+
+def test_channels_last_search_steps_on_small_batches_do_not_corrupt_memory():
+    """oneDNN's channels_last backward of a strided 1x1 conv corrupts the heap on batches of 3 or 5
+    (torch 2.14, AVX-512; benchmarks/repro_channels_last_abort.py): FactorizedReduce must not use it.
+    In a child process, because the corruption aborts the interpreter ("double free or corruption")."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SMALL_CHANNELS_LAST_STEPS], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
