@@ -3,8 +3,8 @@ scaling on CUDA, channels_last).
 
 ``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones)
 and on CPUs that compute bf16 natively (AMX or AVX-512 BF16), else fp32. Measured here (2 cores of
-an AMD EPYC with AVX-512 BF16, benchmarks/train_step.py): bf16 trained the CIFAR network 1.5x and
-the ImageNet network 1.15x faster than fp32 in one run, and no faster in a later one. bf16
+an AMD EPYC with AVX-512 BF16, ``pdarts bench``): bf16 trained the CIFAR network 1.5-1.8x and the
+ImageNet network 1.15-1.2x faster than fp32 in two runs, and no faster in a third (README). bf16
 combined with channels_last gave non-finite, run-to-run different losses on small feature maps on
 the CPU in torch 2.14 (oneDNN), so on the CPU bf16 runs in the contiguous layout.
 """

@@ -6,6 +6,8 @@ compares the alphas and the pruning they lead to.
 """
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -185,7 +187,7 @@ def test_mixed_op_with_one_shared_relu_equals_the_plain_weighted_sum(stride):
 
 
 _SMALL_CHANNELS_LAST_STEPS = """
-import sys, torch
+import torch
 from pdarts.search.stage import SearchSettings, build_search, search_step
 from pdarts.search_space import full_candidates
 torch.manual_seed(0)
@@ -205,9 +207,6 @@ def test_channels_last_search_steps_on_small_batches_do_not_corrupt_memory():
     """oneDNN's channels_last backward of a strided 1x1 conv corrupts the heap on batches of 3 or 5
     (torch 2.14, AVX-512; benchmarks/repro_channels_last_abort.py): FactorizedReduce must not use it.
     In a child process, because the corruption aborts the interpreter ("double free or corruption")."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", _SMALL_CHANNELS_LAST_STEPS], capture_output=True, text=True, timeout=300
     )
