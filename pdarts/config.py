@@ -17,7 +17,15 @@ import yaml
 
 from .errors import PdartsError
 
-__all__ = ["SCHEMA_PATH", "load_schema", "section_schema", "validate_section", "check_params", "load_params"]
+__all__ = [
+    "SCHEMA_PATH",
+    "load_schema",
+    "section_schema",
+    "validate_section",
+    "check_section",
+    "check_params",
+    "load_params",
+]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.yaml"
 FIRST_STAGE_AFTER = "space"  # the first stage prunes from the initial search space
@@ -115,6 +123,57 @@ def _check_stages(params: Mapping[str, Any]) -> None:
         previous_name, previous_ops = stage["name"], stage["ops"]
 
 
+def _check_processes(section: str, settings: Mapping[str, Any]) -> None:
+    if settings["batch_size"] % settings["processes"]:
+        raise PdartsError(
+            f"{section}.batch_size: {settings['batch_size']} is not a multiple of {section}.processes "
+            f"({settings['processes']}); it is the total batch over the processes"
+        )
+
+
+def _check_search_common(common: Mapping[str, Any]) -> None:
+    if common["warmup_epochs"] > common["epochs"]:
+        raise PdartsError(
+            f"search.common.warmup_epochs: {common['warmup_epochs']} is more than "
+            f"search.common.epochs ({common['epochs']})"
+        )
+    _check_processes("search.common", common)
+
+
+def _check_transfer_data(transfer_data: Mapping[str, Any]) -> None:
+    if transfer_data["dataset"] == "imagefolder" and not transfer_data["root"]:
+        raise PdartsError(
+            "transfer_data.root: give the ImageFolder root (with train/ and val/) for dataset imagefolder"
+        )
+
+
+def _check_transfer(transfer: Mapping[str, Any]) -> None:
+    if transfer["warmup_epochs"] >= transfer["epochs"]:
+        raise PdartsError(
+            f"transfer.warmup_epochs: {transfer['warmup_epochs']} must be less than transfer.epochs "
+            f"({transfer['epochs']})"
+        )
+    _check_processes("transfer", transfer)
+
+
+# The rules within one section that a schema cannot say; each is written once, here, and checked both
+# for a whole settings file (check_params) and by the step that takes the section (check_section).
+SECTION_RULES = {
+    "search.common": _check_search_common,
+    "train": lambda train: _check_processes("train", train),
+    "transfer_data": _check_transfer_data,
+    "transfer": _check_transfer,
+}
+
+
+def check_section(values: Mapping[str, Any], section: str) -> None:
+    """Validates one section: its schema, then its cross-field rules (``PdartsError`` names the key)."""
+    validate_section(values, section)
+    rule = SECTION_RULES.get(section)
+    if rule is not None:
+        rule(values)
+
+
 def check_params(params: Any) -> None:
     """Validates a whole settings mapping: the schema, then the cross-field rules.
 
@@ -125,32 +184,11 @@ def check_params(params: Any) -> None:
     if problem:
         raise PdartsError(problem)
     _check_stages(params)
-    common = params["search"]["common"]
-    if common["warmup_epochs"] > common["epochs"]:
-        raise PdartsError(
-            f"search.common.warmup_epochs: {common['warmup_epochs']} is more than "
-            f"search.common.epochs ({common['epochs']})"
-        )
-    for section, settings in (
-        ("search.common", common),
-        ("train", params["train"]),
-        ("transfer", params["transfer"]),
-    ):
-        if settings["batch_size"] % settings.get("processes", 1):
-            raise PdartsError(
-                f"{section}.batch_size: {settings['batch_size']} is not a multiple of {section}.processes "
-                f"({settings['processes']}); it is the total batch over the processes"
-            )
-    transfer = params["transfer"]
-    if transfer["dataset"] == "imagefolder" and not transfer["root"]:
-        raise PdartsError(
-            "transfer.root: give the ImageFolder root (with train/ and val/) for dataset imagefolder"
-        )
-    if transfer["warmup_epochs"] >= transfer["epochs"]:
-        raise PdartsError(
-            f"transfer.warmup_epochs: {transfer['warmup_epochs']} must be less than transfer.epochs "
-            f"({transfer['epochs']})"
-        )
+    for section, rule in SECTION_RULES.items():
+        node = params
+        for part in section.split("."):
+            node = node[part]
+        rule(node)
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

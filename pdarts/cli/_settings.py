@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import section_schema, validate_section
+from ..config import check_section, section_schema
 
 _TYPES = {"integer": int, "number": float, "string": str}
 
@@ -39,9 +39,9 @@ def add_section_options(parser: argparse.ArgumentParser, section: str) -> None:
 
 
 def section_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
-    """The section's settings from parsed options, validated against the schema."""
+    """The section's settings from parsed options, checked as ``check-params`` checks them."""
     values = {key: getattr(args, key) for key in section_schema(section)["properties"]}
-    validate_section(values, section)
+    check_section(values, section)
     return values
 
 

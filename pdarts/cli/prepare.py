@@ -1,7 +1,7 @@
 """Data-preparation steps: check the datasets once, write manifests, the initial search space.
 
 pdarts prepare-data --dataset D --root R [--download] --out results/data/dataset.json
-pdarts prepare-transfer --dataset {digits,imagefolder} --root R --out results/data/transfer
+pdarts prepare-transfer --dataset {digits,imagefolder} --root R [--verify_images] --out results/data/transfer
 pdarts prepare-space --ops OP [OP ...] --out results/search/space/alphas.json
 """
 
@@ -16,16 +16,10 @@ from pathlib import Path
 
 from ..io import write_json
 from ..search_space import CELL_TYPES, EDGES, canonical_order
-from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, array_digest
+from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, MANIFEST_NAME, array_digest
 from ._settings import add_section_options, section_values
 
 log = logging.getLogger("pdarts.prepare")
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
 
 
 def add_parser(commands) -> None:
@@ -35,17 +29,7 @@ def add_parser(commands) -> None:
     data.set_defaults(run=run_data)
 
     transfer = commands.add_parser("prepare-transfer", help="check or write the transfer ImageFolder tree")
-    transfer.add_argument("--dataset", required=True, choices=["digits", "imagefolder"])
-    transfer.add_argument("--root", default="", help="your ImageFolder root (dataset imagefolder)")
-    transfer.add_argument(
-        "--verify_images",
-        "--verify-images",
-        dest="verify_images",
-        type=_boolean,
-        default=True,
-        metavar="{true,false}",
-        help="decode every image once (default: true)",
-    )
+    add_section_options(transfer, "transfer_data")
     transfer.add_argument("--out", required=True, help="folder to write (manifest.json, and the digits tree)")
     transfer.set_defaults(run=run_transfer)
 
@@ -97,11 +81,12 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 def run_transfer(args: argparse.Namespace) -> None:
     from ..data import DATASETS, check_image_folder, load_arrays, write_image_folder
 
+    settings = section_values(args, "transfer_data")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if args.dataset == "digits":
+        if settings["dataset"] == "digits":
             classes = [str(c) for c in range(DATASETS["digits"].num_classes)]
             for split, train in (("train", True), ("val", False)):
                 images, labels = load_arrays("digits", "", train=train)
@@ -109,11 +94,11 @@ def run_transfer(args: argparse.Namespace) -> None:
             summary = check_image_folder(tmp, verify_images=False)
             root = str(out)
         else:
-            summary = check_image_folder(args.root, verify_images=args.verify_images)
-            root = args.root
+            summary = check_image_folder(settings["root"], verify_images=settings["verify_images"])
+            root = settings["root"]
         write_json(
-            tmp / "manifest.json",
-            {"format": IMAGEFOLDER_FORMAT, "dataset": args.dataset, "root": root, **summary},
+            tmp / MANIFEST_NAME,
+            {"format": IMAGEFOLDER_FORMAT, "dataset": settings["dataset"], "root": root, **summary},
         )
         _replace_dir(tmp, out)
     finally:
