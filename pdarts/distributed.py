@@ -1,7 +1,8 @@
 """Data-parallel training across processes (torchrun / DistributedDataParallel).
 
 A step command started with ``processes > 1`` relaunches itself under ``torch.distributed.run``
-(``torchrun --standalone``, which picks a free port, so two jobs on one host do not collide); each
+(``torchrun --standalone``, which picks a free port, so two jobs on one host do not collide; see
+``pdarts.launch``); each
 process then trains on its shard of every batch, gradients are all-reduced by DDP, metrics are
 summed across processes, and only rank 0 writes artifacts.
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +18,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .launch import launched
+
 __all__ = [
     "Context",
-    "launched",
-    "relaunch",
     "setup",
     "teardown",
     "all_reduce_sum",
@@ -58,27 +57,6 @@ class Context:
         on_gpu = dist.get_backend() == "nccl"
         device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
         return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
-
-
-def launched() -> bool:
-    """Whether this process was started by torchrun."""
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-def relaunch(processes: int, argv: Sequence[str]) -> int:
-    """Runs ``python -m pdarts ARGV`` in ``processes`` processes under torchrun; returns its status."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={processes}",
-        "-m",
-        "pdarts",
-        *argv,
-    ]
-    log.info("starting %d processes: %s", processes, " ".join(command))
-    return subprocess.call(command)
 
 
 def setup(device: torch.device) -> Context:
