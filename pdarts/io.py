@@ -19,6 +19,9 @@ from .errors import PdartsError
 
 __all__ = ["atomic_path", "write_json", "read_json", "check_finite_json"]
 
+_UMASK = os.umask(0)  # read it (there is no other way) and put it back
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -30,6 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes it private; an artifact is an ordinary file
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import PdartsError
+from ..io import write_json
+from ..launch import launched_argv
 from . import bench, check, derive, evaluate, prepare, prune, search, summary, train
+from ._common import RUN_RECORD, run_record_path
 
 __all__ = ["main", "build_parser"]
 
@@ -23,24 +28,46 @@ USER_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (usage stays in ``--help``)."""
+    """argparse with a one-line error (usage stays in ``--help``) that takes no abbreviations: a
+    misspelt setting (``--epoch 3``) is refused, never read as another one (``--epochs``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102
+        if message.startswith("unrecognized arguments:"):
+            unknown = [word for word in message.split(":", 1)[1].split() if word.startswith("--")]
+            if unknown:
+                message = (
+                    f"unknown setting {', '.join(unknown)}: not a setting of this step "
+                    "(a misspelt key in params.yaml? `pdarts check-params` names it)"
+                )
         self.exit(USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pdarts", description="P-DARTS as a cached pipeline: one subcommand per step.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--log", metavar="FILE", help="also write the log to FILE")
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        help="also write the log to FILE, and the run's timings and environment to FILE with .json",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         module.add_parser(commands)
+    parser.subcommands = commands
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = launched_argv()  # the arguments of a command relaunched under torchrun
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the step's own parser, so that the error names the step
+        parser.subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.log:
         Path(args.log).parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         handlers=handlers,
     )
+    RUN_RECORD.reset()
+    start = time.perf_counter()
     try:
         status = args.run(args)
+        if args.log and RUN_RECORD.enabled:  # only the process that wrote the artifacts
+            write_json(
+                run_record_path(args.log),
+                {
+                    "command": shlex.join(["pdarts", *(sys.argv[1:] if argv is None else argv)]),
+                    **RUN_RECORD,
+                    "seconds": round(time.perf_counter() - start, 3),
+                },
+            )
     except PdartsError as exc:
         logging.getLogger("pdarts").debug("user error", exc_info=True)
         print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,11 @@
-"""I/O shared by the step entry points: devices, data manifests, loaders, checkpoints, metrics files."""
+"""I/O shared by the step entry points: devices, data manifests, loaders, checkpoints, metrics files.
+
+Artifacts hold only what the settings and inputs determine, so the same settings give byte-identical
+files (models included) and a rerun leaves ``git status`` and ``dvc status`` clean. What differs from
+run to run (seconds, checkpoint costs, latency, library versions, the device) goes to the step's *run
+record*: ``logs/<step>.json`` beside its ``--log`` file, which is neither committed nor a dependency of
+any step.
+"""
 
 from __future__ import annotations
 
@@ -50,8 +57,18 @@ def array_digest(*arrays) -> str:
     return digest.hexdigest()
 
 
+MANIFEST_NAME = "manifest.json"  # inside the folder prepare-transfer writes
+
+
+def manifest_path(path: str | Path) -> Path:
+    """A manifest file, or the ``manifest.json`` of a prepared data folder."""
+    path = Path(path)
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
 def read_manifest(path: str | Path, expected_format: str) -> dict[str, Any]:
-    """A data manifest written by a prepare step; refuses one of the wrong kind."""
+    """A data manifest written by a prepare step (or its folder); refuses one of the wrong kind."""
+    path = manifest_path(path)
     manifest = read_json(path, "data manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
         raise PdartsError(
@@ -89,11 +106,15 @@ def load_split(manifest: dict[str, Any], train: bool):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file, then rename."""
+    """``torch.save`` to a temporary file, then rename.
+
+    Saved through an open file, so the archive's inner folder is always ``archive/``: given a path,
+    torch names it after the (random) temporary file, and equal payloads would differ byte for byte.
+    """
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colour codes, which torch puts in some messages
@@ -130,13 +151,45 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def write_metrics(
-    out_dir: Path, metrics: dict[str, Any], history: list[dict[str, Any]] | None = None
-) -> None:
-    """Writes ``metrics.json`` (for ``dvc metrics``) and ``history.json`` (per epoch, for plots)."""
-    if history is not None:
-        write_json(out_dir / "history.json", history)
-    write_json(out_dir / "metrics.json", metrics)
+TIMING_KEYS = ("seconds",)  # per-epoch fields that go to the run record, not to history.json
+
+
+def write_metrics(args, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Writes ``--out-metrics`` (for ``dvc metrics``) and ``--out-history`` (per epoch, for plots);
+    the epochs' seconds go to the run record."""
+    record(epoch_seconds=[round(epoch["seconds"], 3) for epoch in history if "seconds" in epoch])
+    write_json(args.out_history, [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in history])
+    write_json(args.out_metrics, metrics)
+
+
+def add_output_options(parser, *names: str) -> None:
+    """``--out-NAME PATH`` for each artifact a step writes (the workflow files name every path)."""
+    for name in names:
+        parser.add_argument(f"--out-{name}", required=True, metavar="PATH", help=f"{name} file to write")
+
+
+class RunRecord(dict):
+    """What this run of a step records beside its log (see the module docstring); main() writes it
+    unless the process is not the one that writes the artifacts (a torchrun launcher, ranks > 0)."""
+
+    enabled = True
+
+    def reset(self) -> None:
+        self.clear()
+        self.enabled = True
+
+
+RUN_RECORD = RunRecord()
+
+
+def record(**fields: Any) -> None:
+    """Adds fields to this run's record (seconds, costs, environment: nothing that is an artifact)."""
+    RUN_RECORD.update(fields)
+
+
+def run_record_path(log_path: str | Path) -> Path:
+    """The run record of a step that logs to ``log_path``: ``logs/train.log`` -> ``logs/train.json``."""
+    return Path(log_path).with_suffix(".json")
 
 
 def fingerprint(*parts: Any) -> str:
@@ -200,9 +253,10 @@ class CheckpointSaver:
         save_checkpoint(self.path, payload)
         self.seconds.append(time.perf_counter() - start)
         self.bytes = self.path.stat().st_size
+        record(**self.cost())
 
     def cost(self) -> dict[str, float]:
-        """For metrics.json: mean seconds and size of one checkpoint (empty if none was written)."""
+        """For the run record: mean seconds and size of one checkpoint (empty if none was written)."""
         if not self.seconds:
             return {}
         return {
@@ -245,13 +299,23 @@ def finish_checkpoint(args) -> None:
         log.info("checkpoint kept at %s", args.checkpoint)
 
 
-def record_environment(device) -> dict[str, Any]:
-    """What ran a step, recorded with its artifacts: library versions and the device."""
+def record_environment(device) -> None:
+    """What ran a step, for its run record: library versions, the device, threads."""
+    import platform
+
     import torch
 
     from .. import __version__
 
-    return {"pdarts": __version__, "torch": str(torch.__version__), "device": str(device)}
+    record(
+        environment={
+            "pdarts": __version__,
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 _OOM = (
@@ -275,23 +339,21 @@ def oom_hint(setting: str, batch_size: int) -> Iterator[None]:
         raise PdartsError(_OOM.format(setting=setting, batch_size=batch_size, exc=first_line(exc))) from None
 
 
-def run_data_parallel(section: str, settings: dict[str, Any], device, work: Callable[[Any], None]) -> int:
+def run_data_parallel(settings: dict[str, Any], device, work: Callable[[Any], None]) -> int:
     """Runs ``work(context)`` in ``settings["processes"]`` data-parallel processes.
 
     One process: here. More: the same command relaunches itself under torchrun, and each process
-    joins the group, works and leaves it. ``batch_size`` is the total over the processes, so it
-    must divide among them (checked before torch is imported).
+    joins the group, works and leaves it. ``batch_size`` is the total over the processes (that it
+    divides among them is a rule of the section, checked with its other settings).
     """
-    if settings["batch_size"] % settings["processes"]:
-        raise PdartsError(
-            f"{section}.batch_size ({settings['batch_size']}) must be a multiple of "
-            f"{section}.processes ({settings['processes']}): it is their total"
-        )
-    from .. import distributed
+    from .. import distributed, launch
 
-    if settings["processes"] > 1 and not distributed.launched():
-        return distributed.relaunch(settings["processes"], sys.argv[1:])
+    if settings["processes"] > 1 and not launch.launched():
+        RUN_RECORD.enabled = False  # the first process under torchrun writes it
+        return launch.relaunch(settings["processes"], sys.argv[1:])
     context = distributed.setup(device)
+    RUN_RECORD.enabled = context.is_main
+    record(processes=context.world_size)
     try:
         work(context)
     finally:

@@ -3,8 +3,9 @@
     pdarts evaluate --model results/train/model.pt --data results/data/dataset.json \\
         [evaluate settings] --out results/evaluate/train.json
 
-``--data`` is the manifest the network was trained from: an array dataset is evaluated on its
-test split, an ImageFolder tree on ``val/``.
+``--data`` is the manifest (or prepared data folder) the network was trained from: an array dataset
+is evaluated on its test split, an ImageFolder tree on ``val/``. The metrics file holds what the
+model and data determine; seconds and inference latency go to the run record (``logs/*.json``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import time
 
 from ..errors import PdartsError, first_line
 from ..io import read_json, write_json
-from ._common import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, load_checkpoint, load_split, oom_hint, resolve_device
+from ._common import (
+    ARRAYS_FORMAT,
+    IMAGEFOLDER_FORMAT,
+    load_checkpoint,
+    load_split,
+    manifest_path,
+    oom_hint,
+    record,
+    record_environment,
+    resolve_device,
+)
 from ._settings import add_section_options, section_values
 
 log = logging.getLogger("pdarts.evaluate")
@@ -24,7 +35,7 @@ log = logging.getLogger("pdarts.evaluate")
 def add_parser(commands) -> None:
     parser = commands.add_parser("evaluate", help="test metrics of a trained network")
     parser.add_argument("--model", required=True, help="model.pt written by train or transfer")
-    parser.add_argument("--data", required=True, help="the data manifest it was trained from")
+    parser.add_argument("--data", required=True, help="the data manifest (or folder) it was trained from")
     add_section_options(parser, "evaluate")
     parser.add_argument("--out", required=True, help="metrics JSON to write")
     parser.set_defaults(run=run)
@@ -86,7 +97,7 @@ def _load_model(path: str, checkpoint: dict):
 
 def run(args: argparse.Namespace) -> None:
     settings = section_values(args, "evaluate")
-    manifest = read_json(args.data, "data manifest")
+    manifest = read_json(manifest_path(args.data), "data manifest")
     if not isinstance(manifest, dict) or manifest.get("format") not in (ARRAYS_FORMAT, IMAGEFOLDER_FORMAT):
         raise PdartsError(
             f"{args.data} is not a data manifest; pass the one prepare-data or prepare-transfer wrote"
@@ -124,16 +135,15 @@ def run(args: argparse.Namespace) -> None:
         "samples": sums["count"],
         "params": count_parameters(model),
         "macs": macs,
-        "seconds": round(seconds, 3),
-        "precision": precision.name,
-        "device": str(device),
     }
+    record_environment(device)
+    record(precision=precision.name, evaluate_seconds=round(seconds, 3))
     for batch_size in settings["latency_batch_sizes"]:
         with oom_hint("evaluate.latency_batch_sizes", batch_size):
             latency = measure_latency(
                 model, input_size, batch_size, device, precision, settings["latency_repeats"]
             )
-        metrics[f"latency_ms_batch{batch_size}"] = round(1000 * latency, 3)
+        record(**{f"latency_ms_batch{batch_size}": round(1000 * latency, 3)})
     write_json(args.out, metrics)
     log.info(
         "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples (%s on %s)",

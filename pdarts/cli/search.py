@@ -2,10 +2,11 @@
 
     pdarts search --stage stage2 --cells 11 --skip_dropout 0.4 \\
         --candidates results/search/stage2/candidates.json --data results/data/dataset.json \\
-        [search.common settings] --out results/search/stage2
+        [search.common settings] --out-alphas results/search/stage2/alphas.json \\
+        --out-metrics results/search/stage2/metrics.json --out-history results/search/stage2/history.json
 
-Writes ``alphas.json`` (the ``pdarts derive --alphas`` format, with the stage's settings),
-``metrics.json`` and ``history.json`` (per epoch) into ``--out``.
+Writes the alphas (the ``pdarts derive --alphas`` format, with the stage's settings), the last
+epoch's metrics and the per-epoch history.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
-from ..errors import PdartsError
 from ..io import read_json, write_json
 from ..search_space import validate_candidates
 from ._common import (
     ARRAYS_FORMAT,
     add_checkpoint_options,
+    add_output_options,
     checkpoint_saver,
     fingerprint,
     finish_checkpoint,
@@ -65,7 +65,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
     add_section_options(parser, "search.common")
     add_checkpoint_options(parser)
-    parser.add_argument("--out", required=True, help="folder for alphas.json, metrics.json, history.json")
+    add_output_options(parser, "alphas", "metrics", "history")
     parser.set_defaults(run=run)
 
 
@@ -74,13 +74,9 @@ def run(args: argparse.Namespace) -> int:
     common = section_values(args, "search.common")
     candidates = validate_candidates(read_json(args.candidates, "candidates"), what=str(args.candidates))
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    if common["warmup_epochs"] > common["epochs"]:
-        raise PdartsError(
-            f"warmup_epochs ({common['warmup_epochs']}) is more than epochs ({common['epochs']})"
-        )
     device = resolve_device(common["device"])
     return run_data_parallel(
-        "search.common", common, device, lambda context: _search(args, common, candidates, manifest, context)
+        common, device, lambda context: _search(args, common, candidates, manifest, context)
     )
 
 
@@ -165,22 +161,17 @@ def _search(args, common, candidates, manifest, context) -> None:
     seconds = time.perf_counter() - start
     if not context.is_main:
         return
-    out = Path(args.out)
-    write_json(
-        out / "alphas.json",
-        {**result.alphas, "settings": stage_settings, "environment": record_environment(device)},
-    )
+    record_environment(device)
+    write_json(args.out_alphas, {**result.alphas, "settings": stage_settings})
     last = result.history[-1]
     write_metrics(
-        out,
+        args,
         {
             "train_acc": last["train_acc"],
             "train_loss": last["train_loss"],
             "arch_acc": last["arch_acc"],
             "arch_loss": last["arch_loss"],
-            "seconds": round(sum(epoch["seconds"] for epoch in result.history), 3),
             "weights": sum(p.numel() for p in result.model.weight_parameters()),
-            **(saver.cost() if saver else {}),
         },
         result.history,
     )

@@ -1,15 +1,16 @@
 """``pdarts train`` and ``pdarts transfer``: train the evaluation network of a genotype from scratch.
 
     pdarts train --genotype results/derive/genotype.json --data results/data/dataset.json \\
-        [train settings] --out results/train
-    pdarts transfer --genotype results/derive/genotype.json --data results/data/transfer/manifest.json \\
-        [transfer settings] --out results/transfer
+        [train settings] --out-model results/train/model.pt --out-metrics results/train/metrics.json \\
+        --out-history results/train/history.json
+    pdarts transfer --genotype results/derive/genotype.json --data results/data/transfer \\
+        [transfer settings] --out-model ... --out-metrics ... --out-history ...
 
 ``train`` follows the CIFAR recipe (PDARTS.md section 6: cosine SGD, drop-path ramped linearly,
 auxiliary loss, cutout); ``transfer`` the ImageNet one (linear decay with warm-up, lr scaled by
-batch size, label smoothing, auxiliary loss). Both write ``model.pt`` (weights and the network's
-description), ``metrics.json`` and ``history.json``. With ``--processes N > 1`` the command starts
-N data-parallel processes under torchrun; only the first writes artifacts.
+batch size, label smoothing, auxiliary loss). Both write the model (weights and the network's
+description), the last epoch's metrics and the per-epoch history. With ``--processes N > 1`` the
+command starts N data-parallel processes under torchrun; only the first writes artifacts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..genotype import genotype_to_dict, load_genotype
@@ -27,6 +27,7 @@ from ._common import (
     ARRAYS_FORMAT,
     IMAGEFOLDER_FORMAT,
     add_checkpoint_options,
+    add_output_options,
     checkpoint_saver,
     fingerprint,
     finish_checkpoint,
@@ -34,6 +35,7 @@ from ._common import (
     load_split,
     oom_hint,
     read_manifest,
+    record,
     record_environment,
     resolve_device,
     run_data_parallel,
@@ -57,9 +59,7 @@ class Recipe:
 
 RECIPES = {
     "train": Recipe("train", "cifar", ARRAYS_FORMAT, "dataset manifest from prepare-data"),
-    "transfer": Recipe(
-        "transfer", "imagenet", IMAGEFOLDER_FORMAT, "manifest.json of the prepare-transfer folder"
-    ),
+    "transfer": Recipe("transfer", "imagenet", IMAGEFOLDER_FORMAT, "the folder prepare-transfer wrote"),
 }
 
 
@@ -72,7 +72,7 @@ def add_parser(commands) -> None:
         parser.add_argument("--data", required=True, help=recipe.data_help)
         add_section_options(parser, recipe.section)
         add_checkpoint_options(parser)
-        parser.add_argument("--out", required=True, help="folder for model.pt, metrics.json, history.json")
+        add_output_options(parser, "model", "metrics", "history")
         parser.set_defaults(run=run, recipe=recipe)
 
 
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         with oom_hint(f"{recipe.section}.batch_size", settings["batch_size"]):
             _train(args, recipe, settings, genotype, manifest, context)
 
-    return run_data_parallel(recipe.section, settings, device, work)
+    return run_data_parallel(settings, device, work)
 
 
 def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
@@ -242,32 +242,22 @@ def _train(args, recipe: Recipe, settings, genotype, manifest, context) -> None:
         state = capture(targets, [loader.generator], history)  # in every process: it gathers
         if save_state is not None:
             save_state(state)
-    seconds = sum(epoch["seconds"] for epoch in history)
     if not context.is_main:
         return
-    out = Path(args.out)
+    record_environment(device)
+    record(precision=precision.name)
     save_checkpoint(
-        out / "model.pt",
-        {
-            "state_dict": network.state_dict(),
-            "network": spec,
-            "data": data_record,
-            "settings": settings,
-            "environment": record_environment(device),
-        },
+        args.out_model,
+        {"state_dict": network.state_dict(), "network": spec, "data": data_record, "settings": settings},
     )
     write_metrics(
-        out,
+        args,
         {
             "train_acc": history[-1]["train_acc"],
             "train_loss": history[-1]["train_loss"],
             "params": count_parameters(network),
-            "seconds": round(seconds, 3),
-            "processes": context.world_size,
-            **(save_state.cost() if save_state else {}),
-            "precision": precision.name,
         },
         history,
     )
-    log.info("artifacts written to %s (model.pt, metrics.json, history.json)", out)
+    log.info("artifacts written: %s, %s, %s", args.out_model, args.out_metrics, args.out_history)
     finish_checkpoint(args)
