@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# dvc.yaml's first step checks every setting before any other step runs.
 run: setup
-	PATH="$(abspath $(BIN)):$$PATH" pdarts check-params params.yaml
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 lint: setup

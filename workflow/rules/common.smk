@@ -11,6 +11,7 @@ import pdarts.config
 pdarts.config.check_params(config)
 validate(config, str(pdarts.config.SCHEMA_PATH))
 
+FIRST_STAGE_AFTER = pdarts.config.FIRST_STAGE_AFTER  # the `after` of the first stage: the space
 STAGES = {stage["name"]: stage for stage in config["search"]["stages"]}
 LAST_STAGE = config["search"]["stages"][-1]["name"]
 
@@ -36,3 +37,10 @@ def flags(section):
 def stage_setting(key):
     """A per-stage setting of search.stages, looked up by the {stage} wildcard."""
     return lambda wildcards: STAGES[wildcards.stage][key]
+
+
+def alphas_of(stage):
+    """The alphas a stage's search writes (for `space`: the initial search space's)."""
+    if stage == FIRST_STAGE_AFTER:
+        return rules.prepare_space.output[0]
+    return expand(rules.search.output.alphas, stage=stage)[0]

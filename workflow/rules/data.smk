@@ -16,14 +16,11 @@ rule prepare_transfer:
     output:
         directory("results/data/transfer"),
     params:
-        dataset=config["transfer"]["dataset"],
-        root=config["transfer"]["root"],
-        verify=str(config["transfer"]["verify_images"]).lower(),
+        flags=flags(config["transfer_data"]),
     log:
         "logs/prepare_transfer.log",
     shell:
-        "pdarts --log {log} prepare-transfer --dataset {params.dataset} --root '{params.root}'"
-        " --verify_images {params.verify} --out {output}"
+        "pdarts --log {log} prepare-transfer {params.flags} --out {output}"
 
 
 rule prepare_space:

@@ -3,7 +3,7 @@
 
 rule prune:
     input:
-        lambda wildcards: f"results/search/{STAGES[wildcards.stage]['after']}/alphas.json",
+        lambda wildcards: alphas_of(STAGES[wildcards.stage]["after"]),
     output:
         "results/search/{stage}/candidates.json",
     params:
@@ -17,7 +17,7 @@ rule prune:
 
 rule search:
     input:
-        candidates="results/search/{stage}/candidates.json",
+        candidates=rules.prune.output[0],
         data=rules.prepare_data.output[0],
     output:
         alphas="results/search/{stage}/alphas.json",
@@ -34,12 +34,12 @@ rule search:
         "pdarts --log {log} search --stage {wildcards.stage} --cells {params.cells}"
         " --skip_dropout {params.skip_dropout} --candidates {input.candidates} --data {input.data}"
         " {params.common} --checkpoint checkpoints/search/{wildcards.stage}.pt"
-        " --out results/search/{wildcards.stage}"
+        " --out-alphas {output.alphas} --out-metrics {output.metrics} --out-history {output.history}"
 
 
 rule derive:
     input:
-        f"results/search/{LAST_STAGE}/alphas.json",
+        alphas_of(LAST_STAGE),
     output:
         genotype="results/derive/genotype.json",
         genotypes="results/derive/genotypes.json",

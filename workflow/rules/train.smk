@@ -16,7 +16,8 @@ rule train:
         "logs/train.log",
     shell:
         "pdarts --log {log} train --genotype {input.genotype} --data {input.data} {params.flags}"
-        " --checkpoint checkpoints/train.pt --out results/train"
+        " --checkpoint checkpoints/train.pt --out-model {output.model} --out-metrics {output.metrics}"
+        " --out-history {output.history}"
 
 
 rule transfer:
@@ -33,8 +34,9 @@ rule transfer:
     log:
         "logs/transfer.log",
     shell:
-        "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data}/manifest.json"
-        " {params.flags} --checkpoint checkpoints/transfer.pt --out results/transfer"
+        "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data} {params.flags}"
+        " --checkpoint checkpoints/transfer.pt --out-model {output.model} --out-metrics {output.metrics}"
+        " --out-history {output.history}"
 
 
 rule evaluate_train:
@@ -64,5 +66,4 @@ rule evaluate_transfer:
     log:
         "logs/evaluate_transfer.log",
     shell:
-        "pdarts --log {log} evaluate --model {input.model} --data {input.data}/manifest.json {params.flags}"
-        " --out {output}"
+        "pdarts --log {log} evaluate --model {input.model} --data {input.data} {params.flags} --out {output}"
