@@ -5,8 +5,9 @@ manifests), genotype, alphas and candidates files, model files and resume checkp
 ``pdarts -q ...`` in a subprocess, in a fresh folder, and must end with exit status 2 and exactly one
 line on stderr (no traceback, no warning) that names the problem, and, where there is one, the fix.
 Nothing may be written and nothing earlier damaged: every file of the case's folder and of the shared
-folder of good inputs is byte-identical afterwards, and the step's ``--out`` (always ``out`` or a file
-under it) does not appear. Cases with ``earlier`` first put a good artifact at ``--out``.
+folder of good inputs is byte-identical afterwards, and the step's outputs (``--out``, or ``--out-model``,
+``--out-alphas`` and the like; always ``out`` or files under it) do not appear. Cases with ``earlier``
+first put good artifacts where the outputs go.
 
 Cost: one ``pdarts`` process per case; settings, flags, genotype and alphas cases fail before torch is
 imported (a fraction of a second), data and checkpoint cases pay for the torch import (~3 s).
@@ -34,7 +35,7 @@ from pdarts.cli._common import load_checkpoint
 from pdarts.genotype import GENOTYPES, genotype_to_dict
 
 from .test_cli_derive import _alphas
-from .test_cli_steps import SMOKE, _flags, _search_args, _train_args
+from .test_cli_steps import SEARCH_OUTS, SMOKE, TRAIN_OUTS, _flags, _outs, _search_args, _train_args
 from .test_data import _break_truncate, _corrupt_jpeg, _MakesAFolder, _rewrite_batch, _save, _write_cifar
 
 GOOD = Path("{good}")  # the shared folder of good inputs, filled in when a case runs
@@ -52,7 +53,8 @@ class Case:
         argv: the command after ``pdarts -q``; ``{good}`` in an argument is the good inputs' folder.
         expect: substrings of the error line: what is wrong and, where the message has one, the fix.
         setup: writes the bad input into the case's folder (which is the command's working folder).
-        earlier: a good artifact of the good folder, copied to ``--out`` first; it must survive.
+        earlier: a good artifact of the good folder (a file or a folder), copied first to where the
+            step's outputs go (``--out``, or the folder of ``--out-model`` etc.); it must survive.
         marks: pytest marks (``xfail`` for a known bug in a file this test's author could not edit).
     """
 
@@ -187,7 +189,7 @@ def _checkpoint(step: str, change: Callable[[dict], object] | None = None, trunc
         real = good / step / "checkpoint.pt"
         if not real.exists():
             argv = [str(arg).format(good=good) for arg in STEPS[step]]
-            _command(*argv, "--out", good / step, "--checkpoint", real, "--keep-checkpoint")
+            _command(*argv, *_outs(good / step, *OUTPUTS[step]), "--checkpoint", real, "--keep-checkpoint")
         path = folder / "checkpoint.pt"
         if change is None:
             shutil.copy(real, path)
@@ -234,11 +236,12 @@ def _command(*argv: object) -> None:
 # --------------------------------------------------------------------------------------------------
 # Command lines
 
-CHECK = ("check-params", "params.yaml")
+CHECK = ("check-params", "params.yaml", "--out", f"{OUT}/params.ok")
 # stage s1, 2 cells, skip dropout 0, on the tiny CIFAR (the digits would import scikit-learn: 1-2 s more)
 SEARCH = [*_search_args(GOOD, GOOD / "candidates.json", OUT), "--data", GOOD / "cifar.json"]
 TRAIN = _train_args(GOOD, GOOD / "genotype.json", OUT)
 STEPS = {"search": SEARCH, "train": TRAIN}  # the steps whose real checkpoints the cases break
+OUTPUTS = {"search": SEARCH_OUTS, "train": TRAIN_OUTS}
 EVALUATE = (
     "evaluate",
     "--data",
@@ -272,7 +275,7 @@ def _derive_alphas(change: Callable[[dict], object]) -> Setup:
 
 CHECKPOINT_FIX = "delete it to start the step over"
 CIFAR_FIX = "re-download CIFAR-10 (python version) or set data.download: true"
-MODEL_EARLIER = ("train", OUT)  # a good earlier train output folder at --out
+MODEL_EARLIER = ("train", OUT)  # good earlier train artifacts where --out-model, --out-metrics... point
 GENOTYPE_EARLIER = ("genotype.json", f"{OUT}/genotype.json")
 EVAL_EARLIER = ("train/metrics.json", f"{OUT}/eval.json")
 
@@ -439,15 +442,30 @@ CASES = [
             *_flags(SMOKE["transfer"]),
             "--init_channels",
             5,
-            "--out",
-            OUT,
+            *_outs(OUT, *TRAIN_OUTS),
         ],
         ["transfer.init_channels: 5 is not a multiple of 2"],
     ),
     Case(
+        "train-flag-misspelt-setting",  # not read as --epochs
+        [*TRAIN, "--epoch", 3],
+        ["unknown setting --epoch:", "not a setting of this step", "pdarts check-params"],
+        earlier=MODEL_EARLIER,
+    ),
+    Case(
+        "search-flag-abbreviated-setting",  # not read as --warmup_epochs
+        [*SEARCH, "--warmup", 1],
+        ["unknown setting --warmup:", "not a setting of this step"],
+    ),
+    Case(
+        "train-flag-old-out-folder",  # the steps name each output file
+        [*TRAIN, "--out", OUT],
+        ["unknown setting --out:"],
+    ),
+    Case(
         "search-flag-warmup-longer-than-epochs",
         [*SEARCH, "--warmup_epochs", 5],
-        ["warmup_epochs (5) is more than epochs (2)"],
+        ["search.common.warmup_epochs: 5 is more than search.common.epochs (2)"],
     ),
     Case(
         "search-flag-non-numeric-lr",
@@ -596,6 +614,25 @@ CASES = [
         [*TRAIN, "--data", GOOD / "transfer" / "manifest.json"],
         ["transfer/manifest.json is not a", "arrays data manifest", "pass the file the prepare step wrote"],
         earlier=MODEL_EARLIER,
+    ),
+    Case(
+        "train-data-is-the-transfer-folder",  # a prepared folder is read through its manifest.json
+        [*TRAIN, "--data", GOOD / "transfer"],
+        ["transfer/manifest.json is not a", "arrays data manifest", "pass the file the prepare step wrote"],
+        earlier=MODEL_EARLIER,
+    ),
+    Case(
+        "transfer-data-is-an-arrays-manifest",
+        [
+            "transfer",
+            "--genotype",
+            GOOD / "genotype.json",
+            "--data",
+            GOOD / "dataset.json",
+            *_flags(SMOKE["transfer"]),
+            *_outs(OUT, *TRAIN_OUTS),
+        ],
+        ["dataset.json is not a", "imagefolder data manifest"],
     ),
     Case(
         "train-manifest-without-fields",

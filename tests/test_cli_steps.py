@@ -1,16 +1,20 @@
-"""The pipeline's step commands refuse bad input with one line, exit status 2 and no artifact.
+"""The pipeline's step commands refuse bad input with one line, exit status 2 and no artifact; their
+artifacts depend on the settings and inputs only (what varies goes to the run record beside ``--log``).
 
 (The happy path of every step runs in tests/test_workflow.py, under DVC and Snakemake.)
 """
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pdarts.config import load_params
 
 from .conftest import ROOT
+from .test_data import _save
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 
@@ -24,6 +28,25 @@ def _flags(section: dict) -> list[str]:
             words += [f"--{key}", *map(str, value)]
         else:
             words += [f"--{key}", str(value)]
+    return words
+
+
+# The artifacts each step writes, one ``--out-NAME PATH`` option apiece, and their usual file names.
+SEARCH_OUTS = ("alphas", "metrics", "history")
+TRAIN_OUTS = ("model", "metrics", "history")  # train and transfer
+OUT_FILES = {
+    "alphas": "alphas.json",
+    "model": "model.pt",
+    "metrics": "metrics.json",
+    "history": "history.json",
+}
+
+
+def _outs(folder, *names: str) -> list:
+    """``--out-NAME folder/FILE`` for each artifact ``name`` (see ``SEARCH_OUTS``, ``TRAIN_OUTS``)."""
+    words = []
+    for name in names:
+        words += [f"--out-{name}", Path(folder) / OUT_FILES[name]]
     return words
 
 
@@ -112,8 +135,7 @@ def _search_args(prepared, candidates, out, **overrides):
         "--data",
         prepared / "dataset.json",
         *_flags(common),
-        "--out",
-        out,
+        *_outs(out, *SEARCH_OUTS),
     ]
 
 
@@ -135,7 +157,7 @@ def test_search_refuses_bad_candidates_and_settings(prepared, run_pdarts, tmp_pa
         [out],
     )
     _assert_refused(
-        run_pdarts(*_search_args(prepared, good, out)[:-4], "--data", good, "--out", out),
+        run_pdarts(*_search_args(prepared, good, out), "--data", good),
         "is not an arrays data manifest",
         [out],
     )
@@ -149,8 +171,7 @@ def _train_args(prepared, genotype, out, **overrides):
         "--data",
         prepared / "dataset.json",
         *_flags({**SMOKE["train"], **overrides}),
-        "--out",
-        out,
+        *_outs(out, *TRAIN_OUTS),
     ]
 
 
@@ -178,10 +199,17 @@ def test_train_then_evaluate_and_refuse_a_corrupt_model(prepared, run_pdarts, tm
     assert len(history) == SMOKE["train"]["epochs"] and metrics["params"] > 0
     result = tmp_path / "eval.json"
     evaluate = ["evaluate", "--data", prepared / "dataset.json", *_flags(SMOKE["evaluate"])]
-    proc = run_pdarts(*evaluate, "--model", out / "model.pt", "--out", result)
+    log = tmp_path / "logs" / "evaluate.log"
+    proc = run_pdarts("--log", log, *evaluate, "--model", out / "model.pt", "--out", result)
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(result.read_text())
     assert scores["samples"] == 64 and 0 <= scores["top1_err"] <= 1 and scores["params"] == metrics["params"]
+    # what varies from run to run is in the run record beside the log, not in the metrics
+    run = json.loads(log.with_suffix(".json").read_text())
+    for batch_size in SMOKE["evaluate"]["latency_batch_sizes"]:
+        assert run[f"latency_ms_batch{batch_size}"] > 0 and f"latency_ms_batch{batch_size}" not in scores
+    assert run["evaluate_seconds"] >= 0 and run["precision"] and run["environment"]["device"] == "cpu"
+    assert not {"seconds", "precision", "device"} & scores.keys()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((out / "model.pt").read_bytes()[:1000])
     _assert_refused(
@@ -189,6 +217,69 @@ def test_train_then_evaluate_and_refuse_a_corrupt_model(prepared, run_pdarts, tm
         "is not a readable pdarts checkpoint",
         [tmp_path / "e2.json"],
     )
+
+
+def test_train_twice_writes_byte_identical_artifacts_and_a_run_record(prepared, run_pdarts, tmp_path):
+    """Equal settings give equal files (models included); timings and versions go to the run record."""
+    settings = {"epochs": 2, "device": "cpu"}
+    runs = []
+    for name in ("a", "b"):
+        log = tmp_path / "logs" / f"{name}.log"
+        args = _train_args(prepared, prepared / "genotype.json", tmp_path / name, **settings)
+        proc = run_pdarts("--log", log, *args)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(log.with_suffix(".json").read_text()))
+    for file in ("model.pt", "metrics.json", "history.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["a.json", "a.log", "b.json", "b.log"]
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert len(history) == 2 and not any("seconds" in epoch for epoch in history)
+    assert not {"seconds", "processes", "precision", "checkpoint_seconds", "checkpoint_mb"} & metrics.keys()
+    model = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    assert "environment" not in model and model["settings"]["epochs"] == 2
+    for run, name in zip(runs, "ab"):
+        assert run["seconds"] > 0 and len(run["epoch_seconds"]) == 2
+        assert all(seconds > 0 for seconds in run["epoch_seconds"])
+        assert sum(run["epoch_seconds"]) <= run["seconds"]
+        assert {"pdarts", "torch", "python", "device", "threads"} <= run["environment"].keys()
+        assert run["environment"]["device"] == "cpu" and run["processes"] == 1 and run["precision"]
+        assert run["command"].startswith("pdarts --log ") and f"{name}/model.pt" in run["command"]
+
+
+def test_transfer_and_evaluate_read_the_prepared_folder(prepared, run_pdarts, tmp_path):
+    """prepare-transfer takes the transfer_data settings; transfer and evaluate take its folder."""
+    for split, count in (("train", 2), ("val", 1)):
+        for label in ("cat", "dog"):
+            for i in range(count):
+                _save(tmp_path / "images" / split / label / f"{i}.png", (12, 10), seed=len(split) + i)
+    data = tmp_path / "transfer_data"
+    transfer_data = {"dataset": "imagefolder", "root": tmp_path / "images", "verify_images": True}
+    proc = run_pdarts("prepare-transfer", *_flags(transfer_data), "--out", data)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["format"] == "imagefolder" and (manifest["train"], manifest["val"]) == (4, 2)
+    out = tmp_path / "transfer"
+    settings = {"epochs": 1, "warmup_epochs": 0, "batch_size": 2, "precision": "fp32", "device": "cpu"}
+    settings = {**SMOKE["transfer"], **settings}
+    transfer = ["transfer", "--genotype", prepared / "genotype.json", "--data", data, *_flags(settings)]
+    proc = run_pdarts(*transfer, *_outs(out, *TRAIN_OUTS))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["history.json", "metrics.json", "model.pt"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    evaluate = [
+        "evaluate",
+        "--model",
+        out / "model.pt",
+        *_flags(SMOKE["evaluate"]),
+        "--latency_batch_sizes",
+        1,
+    ]
+    result = tmp_path / "eval.json"
+    proc = run_pdarts(*evaluate, "--data", data, "--out", result)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(result.read_text())
+    assert scores["params"] == metrics["params"] and scores["samples"] == 2
 
 
 def test_prepare_refuses_missing_data(run_pdarts, tmp_path):
@@ -213,7 +304,6 @@ def test_prepare_refuses_missing_data(run_pdarts, tmp_path):
         "--root",
         tmp_path / "nowhere",
         "--verify_images",
-        "true",
         "--out",
         tmp_path / "transfer",
     )
@@ -225,3 +315,23 @@ def test_check_params_and_yaml_agree_on_smoke(tmp_path, run_pdarts):
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(SMOKE))
     assert run_pdarts("check-params", path).returncode == 0
+
+
+def test_check_params_out_is_written_only_for_valid_files(tmp_path, run_pdarts):
+    out = tmp_path / "results" / "params.ok"
+    proc = run_pdarts("check-params", ROOT / "params.yaml", ROOT / "configs" / "smoke.yaml", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == {"valid": True}
+    first = out.read_bytes()
+    assert run_pdarts("check-params", ROOT / "params.yaml", "--out", out).returncode == 0
+    assert out.read_bytes() == first  # constant: passing the check changes nothing downstream
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SMOKE, "train": {**SMOKE["train"], "epochs": 0}}))
+    other = tmp_path / "other.ok"
+    # one bad file among good ones: refused, nothing written
+    _assert_refused(
+        run_pdarts("-q", "check-params", ROOT / "params.yaml", bad, "--out", other),
+        "train.epochs: 0 is less than the minimum of 1",
+        [other],
+    )

@@ -141,9 +141,13 @@ BAD = {
         "search.common.warmup_epochs: 9 is more than search.common.epochs",
     ),
     "bad device": (_set(["train", "device"], "gpu"), "train.device: 'gpu' does not match"),
+    "transfer data left in the transfer recipe": (  # they moved to transfer_data
+        _set(["transfer", "root"], "data/imagenet"),
+        "transfer: Additional properties are not allowed ('root'",
+    ),
     "transfer without a root": (
-        lambda p: p["transfer"].update(dataset="imagefolder", root=""),
-        "transfer.root:",
+        lambda p: p["transfer_data"].update(dataset="imagefolder", root=""),
+        "transfer_data.root:",
     ),
 }
 

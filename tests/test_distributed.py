@@ -7,12 +7,13 @@ import torch
 from pdarts.config import load_params
 
 from .conftest import ROOT
-from .test_cli_steps import _flags
+from .test_cli_steps import SEARCH_OUTS, TRAIN_OUTS, _flags, _outs
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 
 
-def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
+def _train_inputs(tmp_path, run_pdarts):
+    """A digits manifest and a genotype."""
     data = tmp_path / "dataset.json"
     proc = run_pdarts("prepare-data", *_flags(SMOKE["data"]), "--out", data)
     assert proc.returncode == 0, proc.stderr
@@ -27,21 +28,27 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
             }
         )
     )
-    settings = {**SMOKE["train"], "epochs": 2, "processes": 2, "device": "cpu", "precision": "fp32"}
+    return data, genotype
+
+
+SETTINGS = {**SMOKE["train"], "epochs": 2, "processes": 2, "device": "cpu", "precision": "fp32"}
+
+
+def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
+    data, genotype = _train_inputs(tmp_path, run_pdarts)
     out = tmp_path / "train"
     resume = ["--checkpoint", tmp_path / "train.pt", "--keep-checkpoint"]
-    proc = run_pdarts(
-        "train", "--genotype", genotype, "--data", data, *_flags(settings), *resume, "--out", out
-    )
+    train = ["train", "--genotype", genotype, "--data", data, *_flags(SETTINGS), *resume]
+    proc = run_pdarts(*train, *_outs(out, *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     # two workers ran, and only rank 0 wrote (one "artifacts written" line, one set of files)
     assert proc.stderr.count("on cpu x 2") == 1
-    assert proc.stderr.count("artifacts written to") == 1
+    assert proc.stderr.count("artifacts written") == 1
     assert sorted(p.name for p in out.iterdir()) == ["history.json", "metrics.json", "model.pt"]
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "history.json").read_text())
     manifest = json.loads(data.read_text())
-    assert metrics["processes"] == 2 and len(history) == 2
+    assert len(history) == 2 and "processes" not in metrics  # the process count is in the run record
     # metrics are reduced over both processes: every training image counted once per epoch
     assert all(epoch["samples"] == manifest["train"] for epoch in history)
     assert (
@@ -62,9 +69,7 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     state = torch.load(tmp_path / "train.pt", weights_only=True)["state"]
     assert len(state["rng"]) == 2 and len(state["history"]) == 2
     again = tmp_path / "again"
-    proc = run_pdarts(
-        "train", "--genotype", genotype, "--data", data, *_flags(settings), *resume, "--out", again
-    )
+    proc = run_pdarts(*train, *_outs(again, *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("resuming from") == 2  # both processes
     resumed = torch.load(again / "model.pt", weights_only=True)["state_dict"]
@@ -100,7 +105,7 @@ def test_two_process_search_stage_writes_once_and_resumes(tmp_path, run_pdarts):
     stage = ["search", "--stage", "s1", "--cells", "2", "--skip_dropout", "0.2"]
     stage += ["--candidates", candidates, "--data", data, *_flags(common)]
     keep = ["--checkpoint", tmp_path / "s1.pt", "--keep-checkpoint"]
-    proc = run_pdarts(*stage, *keep, "--out", tmp_path / "s1")
+    proc = run_pdarts(*stage, *keep, *_outs(tmp_path / "s1", *SEARCH_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("on cpu x 2") == 1 and proc.stderr.count("done in") == 1
     assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == [
@@ -111,6 +116,21 @@ def test_two_process_search_stage_writes_once_and_resumes(tmp_path, run_pdarts):
     state = torch.load(tmp_path / "s1.pt", weights_only=True)["state"]
     assert len(state["rng"]) == 2 and len(state["history"]) == common["epochs"]
     # A rerun resumes (nothing left to do) in both processes and writes the same alphas.
-    proc = run_pdarts(*stage, *keep, "--out", tmp_path / "again")
+    proc = run_pdarts(*stage, *keep, *_outs(tmp_path / "again", *SEARCH_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "again" / "alphas.json").read_bytes() == (tmp_path / "s1" / "alphas.json").read_bytes()
+
+
+def test_two_process_training_writes_one_run_record(tmp_path, run_pdarts):
+    """As the pipeline runs it (``pdarts --log FILE train``): only rank 0 writes the run record."""
+    data, genotype = _train_inputs(tmp_path, run_pdarts)
+    log = tmp_path / "logs" / "train.log"
+    settings = {**SETTINGS, "epochs": 1}
+    train = ["train", "--genotype", genotype, "--data", data, *_flags(settings)]
+    proc = run_pdarts("--log", log, *train, *_outs(tmp_path / "train", *TRAIN_OUTS))
+    assert proc.returncode == 0, proc.stderr
+    # one run record: neither the torchrun launcher nor rank 1 writes one
+    assert sorted(p.name for p in log.parent.iterdir()) == ["train.json", "train.log"]
+    record = json.loads(log.with_suffix(".json").read_text())
+    assert record["processes"] == 2 and len(record["epoch_seconds"]) == 1 and record["seconds"] > 0
+    assert record["environment"]["device"] == "cpu" and record["precision"] == "fp32"

@@ -19,7 +19,7 @@ from pdarts.config import load_params
 from pdarts.genotype import GENOTYPES, genotype_to_dict
 
 from .conftest import ROOT
-from .test_cli_steps import _flags
+from .test_cli_steps import SEARCH_OUTS, TRAIN_OUTS, _flags, _outs
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 COMMON = {**SMOKE["search"]["common"], "epochs": 6, "warmup_epochs": 2, "init_channels": 4}
@@ -48,7 +48,7 @@ def _search(inputs, out, checkpoint, *extra):
         *("pdarts", "--log", f"{out}.log", "search", "--stage", "s1", "--cells", "3"),
         *("--skip_dropout", "0.3", "--candidates", inputs / "candidates.json"),
         *("--data", inputs / "dataset.json", *_flags(COMMON), *extra),
-        *("--checkpoint", checkpoint, "--out", out),
+        *("--checkpoint", checkpoint, *_outs(out, *SEARCH_OUTS)),
     ]
 
 
@@ -56,7 +56,7 @@ def _train(inputs, out, checkpoint, *extra):
     return [
         *("pdarts", "--log", f"{out}.log", "train", "--genotype", inputs / "genotype.json"),
         *("--data", inputs / "dataset.json", *_flags(TRAIN), *extra),
-        *("--checkpoint", checkpoint, "--out", out),
+        *("--checkpoint", checkpoint, *_outs(out, *TRAIN_OUTS)),
     ]
 
 
@@ -85,8 +85,9 @@ def _kill_at(command, log, marker: str, delay: float) -> None:
     victim.wait()
 
 
-def _without_timings(path):
-    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in json.loads(path.read_text())]
+def _run_record(out):
+    """The run record of a step run by ``_search``/``_train`` (its log is ``out.log``)."""
+    return json.loads(out.with_suffix(".json").read_text())
 
 
 # (log line to wait for, seconds after it): while the epoch's checkpoint is written; inside a later
@@ -114,17 +115,23 @@ def test_a_step_killed_at_several_points_resumes_identically(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     assert not checkpoint.exists() and not list(tmp_path.glob(".ckpt.pt.*"))  # no leftovers
-    assert _without_timings(out / "history.json") == _without_timings(tmp_path / "ref" / "history.json")
-    metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
-    assert metrics["checkpoint_mb"] > 0 and metrics["checkpoint_seconds"] > 0  # the cost, measured
+    # no timings in the artifacts: the resumed run's files are the uninterrupted run's, byte for byte
+    for name in ("history.json", "metrics.json", artifact):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    record = _run_record(tmp_path / "ref")  # timings, costs and versions are in the run record
+    assert record["checkpoint_mb"] > 0 and record["checkpoint_seconds"] > 0  # the cost, measured
+    epochs = (COMMON if step == "search" else TRAIN)["epochs"]
+    assert len(record["epoch_seconds"]) == epochs and all(s > 0 for s in record["epoch_seconds"])
+    assert record["seconds"] > 0 and "torch" in record["environment"]
+    assert "torch" in _run_record(out)["environment"]  # the resumed run's record
     if step == "search":
-        assert (out / artifact).read_bytes() == (tmp_path / "ref" / artifact).read_bytes()
+        assert "environment" not in json.loads((out / artifact).read_text())
     else:
         got, want = (torch.load(d / artifact, weights_only=True) for d in (out, tmp_path / "ref"))
         assert got["state_dict"].keys() == want["state_dict"].keys()
         assert all(torch.equal(got["state_dict"][k], want["state_dict"][k]) for k in want["state_dict"])
         assert got["settings"] == want["settings"] and got["settings"]["seed"] == 0
-        assert "torch" in got["environment"]
+        assert "environment" not in got
 
 
 def test_keep_checkpoint_keeps_it_and_a_rerun_with_other_settings_refuses_it(inputs, tmp_path):

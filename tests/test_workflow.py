@@ -1,7 +1,8 @@
 """The pipeline under the real ``dvc`` and ``snakemake``, on the smoke settings, in temporary git repos.
 
-Nothing is mocked: each repository is a clean clone of the pipeline files (dvc.yaml, Snakefile,
-workflow/, .dvc/config ...) with configs/smoke.yaml as params.yaml, and the tools run as commands.
+Nothing is mocked: each repository is a real ``git clone`` of this one, committed baseline of results
+included (the code under test committed on top), with configs/smoke.yaml as params.yaml, and the tools
+run as commands.
 Which steps ran is read from the tools' own output (DVC: ``Running stage 'NAME'``; Snakemake 9: the
 ``rule NAME:`` blocks of a dry run, ``localrule NAME:`` when it runs them, with their ``wildcards:``
 line, checked against the ``Job stats`` table).
@@ -41,21 +42,11 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.workflow
 
-PIPELINE_FILES = [
-    "dvc.yaml",
-    "Snakefile",
-    "workflow",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-]
 SMOKE = ROOT / "configs" / "smoke.yaml"
+GATE, GATE_FILE = "check_params", "results/params.ok"  # DVC's settings gate and its file
 STEP_WORDS = ("prepare", "search", "prune", "derive", "train", "transfer", "evaluate")
 REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate")
 PREPARE = {("prepare_data", None), ("prepare_transfer", None), ("prepare_space", None)}
-# Results that are pure functions of the settings (no timings, no torch.save serialization id).
-DETERMINISTIC = re.compile(r"results/(data/.*|search/.*/(alphas|candidates)\.json|derive/genotypes?\.json)$")
 # The one lint this project declines: it runs every step from one virtualenv, not per-rule conda envs.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
 COMMAND_TIMEOUT = 600
@@ -89,28 +80,43 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def clone_repository(path: Path) -> None:
+    """A real ``git clone`` of this repository (its committed baseline of results included), with the
+    working tree's uncommitted changes and new files committed on top, so that it holds the code under
+    test exactly as a fresh clone of it would once committed."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(path)], check=True, env=tool_env())
+    diff = subprocess.run(
+        ["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], check=True, capture_output=True, env=tool_env()
+    ).stdout
+    if diff:
+        subprocess.run(["git", "-C", str(path), "apply", "--binary"], input=diff, check=True, env=tool_env())
+    untracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--others", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    ).stdout
+    for name in filter(None, untracked.split("\0")):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, path / name)
+
+
 class Repo:
-    """A temporary git repository holding the pipeline files and a params.yaml."""
+    """A real clone of this repository (see ``clone_repository``) with a params.yaml of the tests'."""
 
     def __init__(self, path: Path, params: Path = SMOKE, niceness: int = 0) -> None:
         self.path = path
         self.env = tool_env()
         self.niceness = niceness
-        path.mkdir(parents=True, exist_ok=True)
-        for name in PIPELINE_FILES:
-            source, target = ROOT / name, path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(source, target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clone_repository(path)
         shutil.copy2(params, path / "params.yaml")
-        self.git("init", "-q")
         self.git("config", "user.name", "pdarts tests")
         self.git("config", "user.email", "tests@pdarts.invalid")
         self.git("config", "commit.gpgsign", "false")
         self.git("add", "-A")
-        self.git("commit", "-q", "-m", "pipeline")
+        self.git("commit", "-q", "--allow-empty", "-m", "the code under test, on the test's settings")
 
     def git(self, *args: str) -> None:
         self.run("git", *args)
@@ -383,14 +389,46 @@ def two_stage_params(params: dict) -> dict:
     return params
 
 
+# Bad settings given the DVC way (`dvc exp run -S`), beside the whole bad files of the bad-input table:
+# (override, what the one error line must name).
+BAD_OVERRIDES = [
+    ("search.stages.0.ops=3", ["search.stages[1].ops: 5 is more than the 3 ops of", "must not grow"]),
+    ("search.stages.0.skip_dropout=1.5", ["search.stages[0].skip_dropout: 1.5"]),
+    ("train.epochs=-3", ["train.epochs: -3 is less than the minimum of 1"]),
+    ("+train.epoch=3", ["train: Additional properties are not allowed ('epoch' was unexpected)"]),
+    ("search.stages.1.after=stage0", ["search.stages[1].after: must be 'stage1'"]),
+    ("transfer_data.verify_images=maybe", ["transfer_data.verify_images: 'maybe' is not of type 'boolean'"]),
+]
+
+
+def settings_cases() -> list:
+    """The bad settings files of the bad-input table (the cases that `pdarts check-params` refuses)."""
+    from .test_bad_inputs import CASES, CHECK
+
+    return [case for case in CASES if tuple(case.argv) == CHECK]
+
+
 class DvcScenario(Scenario):
+    STEPS = (
+        "full",
+        "noop",
+        "rerun_identical",
+        "verify_images",
+        "train",
+        "stage2",
+        "max_skip",
+        "two_stages",
+        "bad_settings",
+    )
+
     def repro(self, *args: str, resolve: bool = True) -> Step:
         """Runs ``dvc ARGS``; with ``resolve``, also records the stages DVC resolves (for dvc_expected)."""
         step = self.changing(
             lambda: self.repo.run("dvc", *args).stdout,
-            lambda out: {dvc_key(n, stage_names(self.repo.params)) for n in dvc_ran(out)},
+            lambda out: {dvc_key(n, stage_names(self.repo.params)) for n in dvc_ran(out) if n != GATE},
         )
-        step.ran_names = dvc_ran(step.output)
+        step.ran_names = [name for name in dvc_ran(step.output) if name != GATE]
+        step.info["gate_ran"] = GATE in dvc_ran(step.output)
         step.info["lock"] = step.files["dvc.lock"]["stages"]
         if resolve:
             step.info["stages"] = dvc_stages(self.repo)
@@ -403,6 +441,18 @@ class DvcScenario(Scenario):
 
     def step_noop(self) -> Step:
         return self.repro("repro", resolve=False)
+
+    def step_rerun_identical(self) -> Step:
+        """With everything committed, a forced rerun of a search stage and of train (same settings)."""
+        self.repo.git("add", "-A")
+        self.repo.git("commit", "-q", "-m", "the full run")
+        step = self.repro("repro", "--force", "--single-item", f"search@{len(SMOKE_STAGES) - 1}", "train")
+        step.info["git_status"] = self.repo.run("git", "status", "--porcelain").stdout
+        step.info["dvc_status"] = self.repo.run("dvc", "status", "--json").stdout
+        return step
+
+    def step_verify_images(self) -> Step:
+        return self.repro("exp", "run", "-S", "transfer_data.verify_images=false")
 
     def step_train(self) -> Step:
         return self.repro("exp", "run", "-S", "train.epochs=2")
@@ -425,6 +475,34 @@ class DvcScenario(Scenario):
         step = self.repro("repro")
         step.info["rerun"] = self.repo.run("dvc", "repro").stdout
         return step
+
+    def step_bad_settings(self) -> Step:
+        """Every bad settings file of the bad-input table under `dvc repro`, and bad `-S` overrides under
+        `dvc exp run`, each in the finished workspace and undone afterwards. Per attempt: the tool's
+        output, the results and dvc.lock after it, and `dvc status` once the settings are restored."""
+        self.repo.git("add", "-A")
+        self.repo.git("commit", "-q", "-m", "before the bad settings")
+        params = self.repo.path / "params.yaml"
+        before = {**self.repo.snapshot(), "dvc.lock": (self.repo.path / "dvc.lock").read_text()}
+        attempts = {}
+
+        def attempt(name: str, command: list[str], expect: list[str]) -> None:
+            proc = self.repo.run(*command, check=False)
+            after = {**self.repo.snapshot(), "dvc.lock": (self.repo.path / "dvc.lock").read_text()}
+            if params.is_dir():
+                params.rmdir()
+            self.repo.git("checkout", "-q", "HEAD", "--", "params.yaml")
+            status = self.repo.run("dvc", "status", "--json", check=False).stdout
+            attempts[name] = {"proc": proc, "expect": expect, "after": after, "status": status}
+
+        for case in settings_cases():
+            params.unlink()
+            if case.setup is not None:
+                case.setup(self.repo.path, self.repo.path)
+            attempt(case.id, ["dvc", "repro"], list(case.expect))
+        for override, expect in BAD_OVERRIDES:
+            attempt(override, ["dvc", "exp", "run", "-S", override], expect)
+        return Step("", set(), before, self.repo.snapshot(), self.repo.capture(), info={"attempts": attempts})
 
 
 class SnakemakeScenario(Scenario):
@@ -591,6 +669,17 @@ def test_same_steps_commands_and_files(tmp_path, config):
     stages = stage_names(repo.params)
     dvc_cmds = dvc_dry_commands(repo.run("dvc", "repro", "--dry", "--force").stdout)
     dvc_resolved = dvc_stages(repo)
+    # DVC's settings gate: first, reading every section, and every step depends on its file. (Snakemake
+    # checks the config when it reads the Snakefile, so it has no such step.)
+    assert next(iter(dvc_cmds)) == GATE
+    gate = dvc_resolved.pop(GATE)
+    assert shlex.split(dvc_cmds.pop(GATE))[-4:] == ["check-params", "params.yaml", "--out", GATE_FILE]
+    assert gate["outs"] == [GATE_FILE] and gate["deps"] == []
+    assert all(GATE_FILE in stage["deps"] for stage in dvc_resolved.values())
+    dvc_resolved = {
+        name: {**stage, "deps": [d for d in stage["deps"] if d != GATE_FILE]}
+        for name, stage in dvc_resolved.items()
+    }
     smk_jobs = snakemake_jobs(repo.run("snakemake", "-n", "-p", "--forceall", "--cores", "1").stdout)
     smk = {job.key: job for job in smk_jobs if job.rule != "all"}
 
@@ -627,6 +716,7 @@ def test_same_steps_commands_and_files(tmp_path, config):
 def test_dvc_full_run(dvc):
     step = dvc["full"]
     assert step.ran == all_keys(SMOKE_STAGES)
+    assert step.info["gate_ran"] and dvc_ran(step.output)[0] == GATE
     assert len(step.ran_names) == len(step.ran)  # each once
     for path in FINAL_OUTPUTS:
         assert path in step.after, path
@@ -653,14 +743,38 @@ def _find_key(tree, key):
 
 def test_dvc_second_run_does_nothing(dvc):
     step = dvc["noop"]
-    assert step.ran == set(), step.output
+    assert step.ran == set() and not step.info["gate_ran"], step.output
     assert "Data and pipelines are up to date" in step.output
     assert step.before == step.after
+
+
+def test_dvc_rerun_with_identical_results_leaves_git_and_dvc_clean(dvc):
+    """Timings and environment are not in the artifacts: a forced rerun of a search stage and of train,
+    same settings, rewrites byte-identical files (models included), so nothing is left to commit."""
+    step = dvc["rerun_identical"]
+    assert step.ran == {("search", SMOKE_STAGES[-1]), ("train", None)}, step.output
+    assert step.before == step.after
+    assert step.info["git_status"] == "", step.info["git_status"]
+    assert json.loads(step.info["dvc_status"]) == {}, step.info["dvc_status"]
+    # What varies from run to run went to the run records beside the logs.
+    record = json.loads((dvc.repo.path / "logs" / "train.json").read_text())
+    assert record["seconds"] > 0 and len(record["epoch_seconds"]) == dvc.repo.params["train"]["epochs"]
+    assert "torch" in record["environment"]
+
+
+def test_dvc_data_check_setting_reruns_only_the_data_step(dvc):
+    """transfer_data.verify_images changes how the data are checked, not the data: prepare_transfer
+    reruns (after the settings gate), and the transfer training does not."""
+    step = dvc["verify_images"]
+    assert step.info["gate_ran"]
+    assert step.ran == {("prepare_transfer", None)}, step.output
+    assert not step.changed("results/data/transfer")
 
 
 def test_dvc_train_setting_via_exp_run(dvc):
     """`dvc exp run -S train.epochs=2` reruns exactly train and evaluate_train, and reaches the step."""
     step = dvc["train"]
+    assert step.info["gate_ran"]
     assert step.ran == {("train", None), ("evaluate_train", None)}, step.output
     assert step.ran == {dvc_key(n, SMOKE_STAGES) for n in dvc_expected(step, {"train"})}
     assert len(step.files["results/train/history.json"]) == 2
@@ -701,12 +815,12 @@ def test_dvc_two_stages(dvc):
     assert not {key for key in step.ran if key[0] in ("prune", "search") or key in PREPARE}
     assert set(step.ran_names) == dvc_expected(step, {"derive"}), step.output
     assert set(step.info["stages"]) == {
-        "prepare_data", "prepare_transfer", "prepare_space", "prune@0", "prune@1", "search@0", "search@1",
-        "derive", "train", "transfer", "evaluate_train", "evaluate_transfer",
+        GATE, "prepare_data", "prepare_transfer", "prepare_space", "prune@0", "prune@1", "search@0",
+        "search@1", "derive", "train", "transfer", "evaluate_train", "evaluate_transfer",
     }  # fmt: skip
     derive = step.info["lock"]["derive"]
     assert "--alphas results/search/stage2/alphas.json" in derive["cmd"]
-    assert [dep["path"] for dep in derive["deps"]] == ["results/search/stage2/alphas.json"]
+    assert [dep["path"] for dep in derive["deps"]] == [GATE_FILE, "results/search/stage2/alphas.json"]
     assert dvc_ran(step.info["rerun"]) == []
 
 
@@ -774,16 +888,17 @@ def test_snakemake_two_stages(smk):
 # 4. Both tools agree
 
 
-def test_both_tools_compute_the_same_search(dvc, smk):
-    """The same commands on the same settings give byte-identical data, alphas and genotypes."""
+def test_both_tools_compute_the_same_results(dvc, smk):
+    """The same commands on the same settings give byte-identical artifacts, every one of them: data,
+    alphas, genotypes, models, metrics, histories and evaluations (nothing in them varies by run)."""
     dvc_full, smk_full = dvc["full"].after, smk["full"].after
-    # DVC writes .gitignore files beside its outputs; Snakemake a timestamp into a directory() output.
-    assert {p for p in dvc_full if not p.endswith("/.gitignore")} == {
-        p for p in smk_full if not p.endswith("/.snakemake_timestamp")
-    }
-    deterministic = {p for p in smk_full if DETERMINISTIC.match(p) and not Path(p).name.startswith(".")}
-    assert {f"results/search/{n}/alphas.json" for n in SMOKE_STAGES} <= deterministic
-    assert {p: dvc_full[p] for p in deterministic} == {p: smk_full[p] for p in deterministic}
+    # DVC writes .gitignore files beside its outputs and its settings gate's file; Snakemake a
+    # timestamp into a directory() output.
+    dvc_files = {p for p in dvc_full if not p.endswith("/.gitignore") and p != GATE_FILE}
+    assert dvc_files == {p for p in smk_full if not p.endswith((".snakemake_timestamp", "/.gitignore"))}
+    for path in ["results/train/model.pt", "results/evaluate/train.json", *FINAL_OUTPUTS]:
+        assert path in dvc_files, path
+    assert {p: dvc_full[p] for p in dvc_files} == {p: smk_full[p] for p in dvc_files}
 
 
 @pytest.mark.parametrize("change", ["train", "stage2", "max_skip", "two_stages"])
@@ -842,6 +957,76 @@ def test_snakemake_refuses_bad_settings(dry_repo, override, messages):
     for message in messages:
         assert message in proc.stdout, proc.stdout
     assert "Job stats" not in proc.stdout
+
+
+# DVC reads params.yaml itself before any step can run: a file it cannot read, expand into dvc.yaml's
+# stages or make a graph of stops it there, with its own one-line error (and nothing runs).
+DVC_REFUSES_FIRST = {
+    "params-missing-file",
+    "params-empty-file",
+    "params-binary-file",
+    "params-is-a-folder",
+    "params-yaml-syntax-error",
+    "params-not-a-mapping",
+    "params-K-is-0",  # no stages: `${search.stages[-1].name}` in derive cannot be resolved
+    "params-duplicate-stage-names",  # two stages would write the same files
+}
+
+
+def test_dvc_refuses_bad_settings_before_any_step_changes(dvc):
+    """Every bad settings file of the bad-input table under `dvc repro`, and bad overrides under `dvc exp
+    run -S`, in a finished workspace: refused in one line before any step runs (the settings gate runs
+    first), no result removed or rewritten, dvc.lock unchanged; once the value is restored, `dvc status`
+    is clean."""
+    step = dvc["bad_settings"]
+    attempts = step.info["attempts"]
+    assert len(attempts) == len(settings_cases()) + len(BAD_OVERRIDES) >= 30
+    problems = []
+    for name, got in attempts.items():
+        output = got["proc"].stdout
+        errors = [line for line in output.splitlines() if "error" in line.lower()]
+        ours = [line for line in errors if line.startswith("pdarts check-params: error:")]
+        if name in DVC_REFUSES_FIRST:
+            refused = not ours and any(line.startswith("ERROR:") for line in errors)
+        else:
+            refused = len(ours) == 1 and all(text in ours[0] for text in got["expect"])
+        checks = {
+            "exit status 0": got["proc"].returncode != 0,
+            "a step ran": set(dvc_ran(output)) <= {GATE},
+            "results or dvc.lock changed": got["after"] == step.before,
+            "dvc status not clean once restored": json.loads(got["status"] or "null") == {},
+            "not refused in the expected line": refused,
+        }
+        changed = sorted(
+            p for p in got["after"].keys() | step.before.keys() if got["after"].get(p) != step.before.get(p)
+        )
+        problems += [
+            f"{name}: {what} ({changed})\n{output}\n{got['status']}" for what, ok in checks.items() if not ok
+        ]
+    assert not problems, "\n\n".join(problems)
+    assert step.after == step.before
+
+
+def test_snakemake_refuses_every_bad_settings_file(dry_repo):
+    """The bad settings files of the bad-input table stop Snakemake when it reads the Snakefile."""
+    params = dry_repo.path / "params.yaml"
+    good = params.read_text()
+    try:
+        for case in settings_cases():
+            params.unlink()
+            if case.setup is not None:
+                case.setup(dry_repo.path, dry_repo.path)
+            proc = dry_repo.run("snakemake", "-n", "--cores", "1", check=False)
+            if params.is_dir():
+                params.rmdir()
+            params.write_text(good)
+            assert proc.returncode != 0, (case.id, proc.stdout)
+            assert "Job stats" not in proc.stdout, (case.id, proc.stdout)
+            if case.id not in DVC_REFUSES_FIRST - {"params-K-is-0", "params-duplicate-stage-names"}:
+                for text in case.expect:
+                    assert text in proc.stdout, (case.id, proc.stdout)
+    finally:
+        params.write_text(good)
 
 
 # --------------------------------------------------------------------------------------------------
