@@ -417,8 +417,8 @@ class DvcScenario(Scenario):
         "train",
         "stage2",
         "max_skip",
+        "bad_settings",  # before two_stages: every file under results/ is then one DVC tracks
         "two_stages",
-        "bad_settings",
     )
 
     def repro(self, *args: str, resolve: bool = True) -> Step:
@@ -483,15 +483,18 @@ class DvcScenario(Scenario):
         self.repo.git("add", "-A")
         self.repo.git("commit", "-q", "-m", "before the bad settings")
         params = self.repo.path / "params.yaml"
-        before = {**self.repo.snapshot(), "dvc.lock": (self.repo.path / "dvc.lock").read_text()}
+        state = lambda: {**self.repo.snapshot(), "dvc.lock": (self.repo.path / "dvc.lock").read_text()}
+        before = state()
         attempts = {}
 
         def attempt(name: str, command: list[str], expect: list[str]) -> None:
             proc = self.repo.run(*command, check=False)
-            after = {**self.repo.snapshot(), "dvc.lock": (self.repo.path / "dvc.lock").read_text()}
+            after = state()
             if params.is_dir():
                 params.rmdir()
-            self.repo.git("checkout", "-q", "HEAD", "--", "params.yaml")
+            # Restored from the commit's content: after a failed `dvc exp run -S` with a value of the same
+            # length, DVC leaves git's index believing the edited file unchanged, so `git checkout` skips it.
+            params.write_text(self.repo.run("git", "show", "HEAD:params.yaml").stdout)
             status = self.repo.run("dvc", "status", "--json", check=False).stdout
             attempts[name] = {"proc": proc, "expect": expect, "after": after, "status": status}
 
@@ -502,7 +505,7 @@ class DvcScenario(Scenario):
             attempt(case.id, ["dvc", "repro"], list(case.expect))
         for override, expect in BAD_OVERRIDES:
             attempt(override, ["dvc", "exp", "run", "-S", override], expect)
-        return Step("", set(), before, self.repo.snapshot(), self.repo.capture(), info={"attempts": attempts})
+        return Step("", set(), before, state(), self.repo.capture(), info={"attempts": attempts})
 
 
 class SnakemakeScenario(Scenario):
