@@ -211,13 +211,17 @@ GENOTYPES: dict[str, Genotype] = {
 
 
 def resolve_genotype(name_or_path: str) -> Genotype:
-    """A registered genotype by name, or else a genotype JSON file by path."""
+    """A registered genotype by name (in any case), or else a genotype JSON file by path."""
     if name_or_path in GENOTYPES:
         return GENOTYPES[name_or_path]
     path = Path(name_or_path)
-    if not path.exists():
-        raise PdartsError(
-            f"{name_or_path!r} is neither a registered genotype "
-            f"({', '.join(GENOTYPES)}) nor an existing genotype JSON file"
-        )
-    return load_genotype(path)
+    if path.is_file():
+        return load_genotype(path)
+    names = {name.lower(): name for name in GENOTYPES}
+    if name_or_path.lower() in names:  # `pdarts`, even beside a folder of that name
+        return GENOTYPES[names[name_or_path.lower()]]
+    what = "a folder" if path.is_dir() else "no such file"
+    raise PdartsError(
+        f"{name_or_path!r} is neither a registered genotype ({', '.join(GENOTYPES)}) "
+        f"nor a genotype JSON file ({what})"
+    )

@@ -800,8 +800,14 @@ CASES = [
         ["summary", "genotype.json"],
         [
             "'genotype.json' is neither a registered genotype (PDARTS, DARTS_V1, DARTS_V2)",
-            "nor an existing genotype JSON file",
+            "nor a genotype JSON file (no such file)",
         ],
+    ),
+    Case(
+        "summary-genotype-name-is-a-folder",
+        ["summary", "cells"],
+        ["'cells' is neither a registered genotype", "nor a genotype JSON file (a folder)"],
+        lambda folder, good: (folder / "cells").mkdir(),
     ),
     Case(
         "summary-genotype-not-utf8-text",

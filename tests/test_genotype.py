@@ -71,3 +71,10 @@ def test_bad_files_and_names_are_refused(tmp_path):
         load_genotype(tmp_path / "bad.json")
     with pytest.raises(PdartsError, match="neither a registered genotype"):
         resolve_genotype("NO_SUCH_NAME")
+
+
+def test_names_in_any_case_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pdarts").mkdir()  # as in a clone of this repository
+    assert resolve_genotype("pdarts") is GENOTYPES["PDARTS"]
+    assert resolve_genotype("darts_v2") is GENOTYPES["DARTS_V2"]
