@@ -49,7 +49,7 @@ REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate")
 PREPARE = {("prepare_data", None), ("prepare_transfer", None), ("prepare_space", None)}
 # The one lint this project declines: it runs every step from one virtualenv, not per-rule conda envs.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
-COMMAND_TIMEOUT = 600
+COMMAND_TIMEOUT = 1800  # a hang guard: a smoke run takes 1-2 min, 10x that on a loaded machine
 # CPU priority: DVC's chain of one-at-a-time steps is the longest path of this file; the Snakemake
 # sequence and the dry runs (which run beside it) use the CPU it leaves.
 SMK_NICENESS = DRY_NICENESS = 10
