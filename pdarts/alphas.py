@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import PdartsError
 from .io import check_finite_json, read_json
-from .search_space import CELL_TYPES, NUM_EDGES, PRIMITIVES, canonical_order
+from .search_space import canonical_order, cell_edge_lists, check_op_names
 
 __all__ = ["alphas_from_dict", "load_alphas"]
 
@@ -38,11 +38,7 @@ def _edge(edge: object, where: str) -> dict[str, float]:
         raise PdartsError(
             f"{where}: 'ops' has {len(ops)} names but 'alpha' has {got} values; give one alpha per op"
         )
-    for op in ops:
-        if op not in PRIMITIVES:
-            raise PdartsError(f"{where}: unknown op {op!r}; known ops: {', '.join(PRIMITIVES)}")
-    if len(set(ops)) != len(ops):
-        raise PdartsError(f"{where}: op names repeat in {ops}")
+    check_op_names(ops, where)
     values = {op: check_finite_json(a, f"{where} alpha of {op!r}") for op, a in zip(ops, alpha)}
     return {op: values[op] for op in canonical_order(ops)}
 
@@ -53,18 +49,10 @@ def alphas_from_dict(data: object, source: str = "alphas") -> Alphas:
     Raises:
         PdartsError: naming the first problem found.
     """
-    if not isinstance(data, Mapping):
-        raise PdartsError(f"{source}: expected an object with 'normal' and 'reduce' edge lists")
-    result: Alphas = {}
-    for cell in CELL_TYPES:
-        if cell not in data:
-            raise PdartsError(f"{source}: missing cell {cell!r} (expected 'normal' and 'reduce')")
-        edges = data[cell]
-        if not isinstance(edges, list) or len(edges) != NUM_EDGES:
-            got = len(edges) if isinstance(edges, list) else type(edges).__name__
-            raise PdartsError(f"{source}: {cell!r} must list {NUM_EDGES} edges in DARTS order, got {got}")
-        result[cell] = [_edge(edge, f"{source}: {cell} edge {i}") for i, edge in enumerate(edges)]
-    return result
+    return {
+        cell: [_edge(edge, f"{source}: {cell} edge {i}") for i, edge in enumerate(edges)]
+        for cell, edges in cell_edge_lists(data, source, " in DARTS order").items()
+    }
 
 
 def load_alphas(path: str | Path) -> Alphas:

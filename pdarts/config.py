@@ -1,8 +1,8 @@
-"""The pipeline's settings (params.yaml): schema, loading and validation.
+"""The settings schema (``schemas/params.schema.yaml``), reading params files, and validation.
 
-The JSON Schema in ``schemas/params.schema.yaml`` is the one description of every setting: the
-Snakefile validates its config with it, ``check_params`` validates a whole file with it (plus the
-cross-field rules a schema cannot say), and each step's command-line options are built from it.
+The JSON Schema is the one description of every setting: its keys, types, ranges and defaults. The
+typed settings of each section and the rules across keys live in :mod:`pdarts.settings`, which
+validates with this module; each step's command-line options are built from the schema too.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ __all__ = [
     "SCHEMA_PATH",
     "load_schema",
     "section_schema",
+    "resolved_schema",
+    "schema_error",
     "validate_section",
-    "check_section",
-    "check_params",
     "load_params",
 ]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.yaml"
-FIRST_STAGE_AFTER = "space"  # the first stage prunes from the initial search space
 
 
 @functools.cache
@@ -51,7 +50,7 @@ def _resolve_refs(node: Any, defs: Mapping[str, Any]) -> Any:
 
 
 @functools.cache
-def _resolved_schema() -> dict[str, Any]:
+def resolved_schema() -> dict[str, Any]:
     schema = copy.deepcopy(load_schema())
     defs = schema.pop("$defs", {})
     return _resolve_refs(schema, defs)
@@ -59,7 +58,7 @@ def _resolved_schema() -> dict[str, Any]:
 
 def section_schema(section: str) -> dict[str, Any]:
     """The schema of one section, e.g. ``"train"`` or ``"search.common"``, with refs inlined."""
-    node = _resolved_schema()
+    node = resolved_schema()
     for part in section.split("."):
         node = node["properties"][part]
     return node
@@ -72,7 +71,7 @@ def _key_path(section: str, path) -> str:
     return text
 
 
-def _first_error(data: Any, schema: Mapping[str, Any], section: str) -> str | None:
+def schema_error(data: Any, schema: Mapping[str, Any], section: str) -> str | None:
     import jsonschema  # imported here: only validation needs it
 
     validator = jsonschema.Draft202012Validator(schema)
@@ -97,98 +96,9 @@ def _first_error(data: Any, schema: Mapping[str, Any], section: str) -> str | No
 
 def validate_section(values: Mapping[str, Any], section: str) -> None:
     """Validates one section's values against its schema; raises ``PdartsError`` naming the key."""
-    problem = _first_error(dict(values), section_schema(section), section)
+    problem = schema_error(dict(values), section_schema(section), section)
     if problem:
         raise PdartsError(problem)
-
-
-def _check_stages(params: Mapping[str, Any]) -> None:
-    stages = params["search"]["stages"]
-    names = [stage["name"] for stage in stages]
-    if FIRST_STAGE_AFTER in names or len(set(names)) != len(names):
-        raise PdartsError(f"search.stages: names must be unique and not {FIRST_STAGE_AFTER!r}, got {names}")
-    previous_name, previous_ops = FIRST_STAGE_AFTER, len(params["search"]["space"]["ops"])
-    for index, stage in enumerate(stages):
-        key = f"search.stages[{index}]"
-        if stage["after"] != previous_name:
-            raise PdartsError(
-                f"{key}.after: must be {previous_name!r} (the stage before it), got {stage['after']!r}"
-            )
-        if stage["ops"] > previous_ops:
-            source = "search.space.ops" if index == 0 else f"search.stages[{index - 1}].ops"
-            raise PdartsError(
-                f"{key}.ops: {stage['ops']} is more than the {previous_ops} ops of {source}; "
-                "ops searched must not grow across stages"
-            )
-        previous_name, previous_ops = stage["name"], stage["ops"]
-
-
-def _check_processes(section: str, settings: Mapping[str, Any]) -> None:
-    if settings["batch_size"] % settings["processes"]:
-        raise PdartsError(
-            f"{section}.batch_size: {settings['batch_size']} is not a multiple of {section}.processes "
-            f"({settings['processes']}); it is the total batch over the processes"
-        )
-
-
-def _check_search_common(common: Mapping[str, Any]) -> None:
-    if common["warmup_epochs"] > common["epochs"]:
-        raise PdartsError(
-            f"search.common.warmup_epochs: {common['warmup_epochs']} is more than "
-            f"search.common.epochs ({common['epochs']})"
-        )
-    _check_processes("search.common", common)
-
-
-def _check_transfer_data(transfer_data: Mapping[str, Any]) -> None:
-    if transfer_data["dataset"] == "imagefolder" and not transfer_data["root"]:
-        raise PdartsError(
-            "transfer_data.root: give the ImageFolder root (with train/ and val/) for dataset imagefolder"
-        )
-
-
-def _check_transfer(transfer: Mapping[str, Any]) -> None:
-    if transfer["warmup_epochs"] >= transfer["epochs"]:
-        raise PdartsError(
-            f"transfer.warmup_epochs: {transfer['warmup_epochs']} must be less than transfer.epochs "
-            f"({transfer['epochs']})"
-        )
-    _check_processes("transfer", transfer)
-
-
-# The rules within one section that a schema cannot say; each is written once, here, and checked both
-# for a whole settings file (check_params) and by the step that takes the section (check_section).
-SECTION_RULES = {
-    "search.common": _check_search_common,
-    "train": lambda train: _check_processes("train", train),
-    "transfer_data": _check_transfer_data,
-    "transfer": _check_transfer,
-}
-
-
-def check_section(values: Mapping[str, Any], section: str) -> None:
-    """Validates one section: its schema, then its cross-field rules (``PdartsError`` names the key)."""
-    validate_section(values, section)
-    rule = SECTION_RULES.get(section)
-    if rule is not None:
-        rule(values)
-
-
-def check_params(params: Any) -> None:
-    """Validates a whole settings mapping: the schema, then the cross-field rules.
-
-    Raises:
-        PdartsError: one line naming the first bad key and what is allowed.
-    """
-    problem = _first_error(params, _resolved_schema(), "")
-    if problem:
-        raise PdartsError(problem)
-    _check_stages(params)
-    for section, rule in SECTION_RULES.items():
-        node = params
-        for part in section.split("."):
-            node = node[part]
-        rule(node)
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

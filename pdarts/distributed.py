@@ -18,10 +18,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .errors import PdartsError
 from .launch import launched
 
 __all__ = [
     "Context",
+    "resolve_device",
     "setup",
     "teardown",
     "all_reduce_sum",
@@ -31,6 +33,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PdartsError(
+            f"device {name!r} asked for, but CUDA is not available here; set device: auto or cpu"
+        )
+    return device
 
 
 @dataclass(frozen=True)

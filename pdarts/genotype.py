@@ -1,4 +1,4 @@
-"""Genotypes as data: the discrete cell a search finds (PDARTS.md sections 5 and 6).
+"""Genotypes as data: the discrete cell a search finds.
 
 A genotype lists, for each of the 4 nodes of a cell, its 2 incoming ``(op, input)`` pairs, ordered
 by node and then by input. On disk it is JSON with DARTS's fields::
@@ -6,7 +6,8 @@ by node and then by input. On disk it is JSON with DARTS's fields::
     {"normal": [[op, input], ... 8 pairs], "normal_concat": [2, 3, 4, 5],
      "reduce": [...], "reduce_concat": [2, 3, 4, 5]}
 
-Reading validates strictly; published genotypes are looked up by name in ``GENOTYPES``.
+Reading validates strictly; published genotypes are looked up by name in ``GENOTYPES``. See
+docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap and docs/algorithm.md#published-genotypes.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _named(normal: Sequence[Pair], reduce: Sequence[Pair]) -> Genotype:
 
 #: Published genotypes, by name (pairs stored in node/input order).
 GENOTYPES: dict[str, Genotype] = {
-    # P-DARTS, searched on CIFAR-10 (Chen et al., ICCV 2019); PDARTS.md section 6.
+    # P-DARTS, searched on CIFAR-10 (Chen et al., ICCV 2019); docs/algorithm.md#published-genotypes.
     "PDARTS": _named(
         normal=[
             ("skip_connect", 0),

@@ -1,4 +1,4 @@
-"""Drop-path (stochastic depth per sample) for the evaluation networks (PDARTS.md section 6).
+"""Drop-path (stochastic depth per sample) in evaluation cells (docs/algorithm.md#cifar-evaluation-network).
 
 A functional op and its module wrapper, as in timm's ``layers/drop.py``: each sample of the batch
 keeps its whole tensor with probability ``1 - drop_prob`` (scaled by ``1 / (1 - drop_prob)``) or is

@@ -1,4 +1,4 @@
-"""Candidate operations of the P-DARTS / DARTS search space (PDARTS.md section 2).
+"""Candidate operations of the P-DARTS / DARTS search space (docs/algorithm.md#candidate-operations).
 
 One table, ``OPS``, maps every op name to a builder with the same signature
 ``(channels, stride, affine) -> nn.Module``. The search supernet builds every op with
@@ -152,7 +152,7 @@ class FactorizedReduce(nn.Module):
 
 OpBuilder = Callable[[int, int, bool], nn.Module]
 
-#: name -> builder(channels, stride, affine); see PDARTS.md section 2 for each structure.
+#: name -> builder(channels, stride, affine); see docs/algorithm.md#candidate-operations for each structure.
 OPS: dict[str, OpBuilder] = {
     "none": lambda c, stride, affine: Zero(stride),
     "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),

@@ -1,4 +1,8 @@
-"""Per-epoch schedules as small pure functions (PDARTS.md sections 3 and 6)."""
+"""Per-epoch schedules as small pure functions.
+
+Used by the search (docs/algorithm.md#settings-of-a-stage, docs/algorithm.md#skip-connect-dropout) and
+the training recipes (docs/algorithm.md#cifar-training-recipe, docs/algorithm.md#imagenet-transfer-recipe).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def skip_dropout_rate(epoch: int, rate: float, epochs: int, warmup_epochs: int) 
     """The skip-connect dropout rate at ``epoch`` of a stage whose initial rate is ``rate``.
 
     During warm-up it decays linearly, ``rate * (E - e - 1) / E``; from epoch W on it restarts
-    at ``rate`` and decays as ``rate * exp(-0.2 * (e - W))`` (PDARTS.md section 3).
+    at ``rate`` and decays as ``rate * exp(-0.2 * (e - W))`` (docs/algorithm.md#skip-connect-dropout).
     """
     if epoch < warmup_epochs:
         return rate * (epochs - epoch - 1) / epochs

@@ -1,4 +1,4 @@
-"""Candidate op names, the cell's edges, and the op names still searched per edge (PDARTS.md 2).
+"""Candidate op names, the cell's edges, and the op names searched per edge (docs/algorithm.md#search-space).
 
 A cell has 2 inputs and ``NUM_NODES`` = 4 intermediate nodes; node ``j`` takes every earlier state,
 so there are 14 edges, in DARTS order: node0 <- {0,1}; node1 <- {0,1,2}; node2 <- {0..3};
@@ -19,12 +19,15 @@ __all__ = [
     "EDGES",
     "NUM_EDGES",
     "Candidates",
-    "full_candidates",
-    "validate_candidates",
     "canonical_order",
+    "cell_edge_lists",
+    "check_op_names",
+    "full_candidates",
+    "initial_alphas",
+    "validate_candidates",
 ]
 
-#: The candidate ops in their canonical order (PDARTS.md section 2); every op list follows it.
+#: The candidate ops in canonical order (docs/algorithm.md#candidate-operations); every op list follows it.
 PRIMITIVES: tuple[str, ...] = (
     "none",
     "max_pool_3x3",
@@ -60,32 +63,58 @@ def full_candidates(ops: Sequence[str] = PRIMITIVES) -> Candidates:
     return {cell: [edge_ops] * NUM_EDGES for cell in CELL_TYPES}
 
 
-def validate_candidates(data: object, what: str = "candidates") -> Candidates:
-    """Checks a candidates mapping read from JSON and returns it in canonical form.
+def initial_alphas(ops: Sequence[str]) -> dict[str, list[dict]]:
+    """The search space as an alphas file: ``ops`` on every edge, all alphas zero (uniform)."""
+    ops = canonical_order(ops)
+    return {
+        cell: [
+            {"source": source, "target": node + 2, "ops": list(ops), "alpha": [0.0] * len(ops)}
+            for node, source in EDGES
+        ]
+        for cell in CELL_TYPES
+    }
 
-    Raises:
-        PdartsError: naming the first problem found.
-    """
+
+def check_op_names(ops: Sequence[str], where: str) -> None:
+    """Refuses an op name that is not a candidate op, or one given twice."""
+    for op in ops:
+        if op not in PRIMITIVES:
+            raise PdartsError(f"{where}: unknown op {op!r}; known ops: {', '.join(PRIMITIVES)}")
+    if len(set(ops)) != len(ops):
+        raise PdartsError(f"{where}: op names repeat in {list(ops)}")
+
+
+def cell_edge_lists(data: object, what: str, order_note: str = "") -> dict[str, list]:
+    """The edge list of each cell type in a mapping read from JSON (candidates, alphas), checked to
+    hold both cell types with ``NUM_EDGES`` edges each; the edges themselves are the caller's."""
     if not isinstance(data, Mapping):
         raise PdartsError(f"{what}: expected an object with 'normal' and 'reduce', got {type(data).__name__}")
-    result: Candidates = {}
+    lists = {}
     for cell in CELL_TYPES:
         if cell not in data:
             raise PdartsError(f"{what}: missing cell {cell!r} (expected keys 'normal' and 'reduce')")
         edges = data[cell]
         if not isinstance(edges, list) or len(edges) != NUM_EDGES:
             got = len(edges) if isinstance(edges, list) else type(edges).__name__
-            raise PdartsError(f"{what}: {cell!r} must list {NUM_EDGES} edges, got {got}")
+            raise PdartsError(f"{what}: {cell!r} must list {NUM_EDGES} edges{order_note}, got {got}")
+        lists[cell] = edges
+    return lists
+
+
+def validate_candidates(data: object, what: str = "candidates") -> Candidates:
+    """Checks a candidates mapping read from JSON and returns it in canonical form.
+
+    Raises:
+        PdartsError: naming the first problem found.
+    """
+    result: Candidates = {}
+    for cell, edges in cell_edge_lists(data, what).items():
         cell_ops = []
         for index, ops in enumerate(edges):
             where = f"{what}: {cell} edge {index}"
             if not isinstance(ops, (list, tuple)) or not ops:
                 raise PdartsError(f"{where}: expected a non-empty list of op names")
-            for op in ops:
-                if op not in PRIMITIVES:
-                    raise PdartsError(f"{where}: unknown op {op!r}; known ops: {', '.join(PRIMITIVES)}")
-            if len(set(ops)) != len(ops):
-                raise PdartsError(f"{where}: op names repeat in {list(ops)}")
+            check_op_names(ops, where)
             cell_ops.append(canonical_order(ops))
         result[cell] = cell_ops
     return result

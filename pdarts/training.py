@@ -1,22 +1,45 @@
-"""Epoch loops of the evaluation networks: training with an auxiliary loss, and evaluation.
+"""Training and evaluation of the networks a genotype describes.
 
-Both loops keep their sums on the device (no synchronisation per step) and return sums, so that
-data-parallel processes can add them up before averaging.
+:func:`train_network` is the train and transfer steps' loop, shaped like the search's
+:func:`pdarts.search.stage.run_search_stage`: settings, data, a resume state and a ``save_state``
+callback in, a result out. The epoch loops keep their sums on the device (no synchronisation per
+step) and return sums, so that data-parallel processes can add them up before averaging.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import Context, all_reduce_sum
 from .errors import PdartsError
-from .precision import Precision
+from .precision import Precision, resolve_precision
+from .settings import TrainSettings, TransferSettings
 
-__all__ = ["LossGuard", "train_epoch", "evaluate", "topk_correct", "measure_latency"]
+__all__ = [
+    "LossGuard",
+    "TrainResult",
+    "TrainingParts",
+    "build_training",
+    "EvaluateResult",
+    "evaluate",
+    "evaluate_network",
+    "measure_latency",
+    "network_from_file",
+    "network_spec",
+    "topk_correct",
+    "train_epoch",
+    "train_network",
+]
+
+log = logging.getLogger("pdarts.train")
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 FP32 = Precision("cpu")
@@ -68,13 +91,14 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     auxiliary_weight: float = 0.0,
-    grad_clip: float = 5.0,
+    grad_clip: float | None = None,
     label_smoothing: float = 0.0,
     precision: Precision = FP32,
     scaler: torch.amp.GradScaler | None = None,
     guard: LossGuard | None = None,
 ) -> dict[str, float]:
-    """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); clipped SGD steps.
+    """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); SGD steps with the
+    gradient norm clipped to ``grad_clip`` (None: not clipped).
 
     Returns the sums ``loss_sum`` (loss times samples), ``correct`` (top-1) and ``count``. A
     ``guard`` sees every step's loss and stops the epoch at a non-finite one.
@@ -98,7 +122,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
         loss_sum = loss_sum + loss.detach() * len(target)
@@ -158,3 +183,268 @@ def measure_latency(
         forward()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+class TrainingParts(NamedTuple):
+    """A network to train, the module that steps run (the DDP wrapper, if any), its optimizer, scaler
+    and precision."""
+
+    network: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.SGD
+    scaler: torch.amp.GradScaler
+    precision: Precision
+
+
+@dataclass
+class TrainResult:
+    """What training leaves behind: the trained network and the per-epoch metrics."""
+
+    network: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    precision: Precision = FP32
+
+
+RecipeSettings = TrainSettings | TransferSettings
+
+
+def lr_schedule(settings: RecipeSettings) -> Callable[[int], float]:
+    """The learning rate at each epoch: cosine (CIFAR), or linear decay after a warm-up with the
+    rate scaled linearly by the batch size (ImageNet: ``lr`` is given at ``reference_batch_size``)."""
+    from .schedules import cosine_lr, linear_lr
+
+    if isinstance(settings, TrainSettings):
+        return lambda e: cosine_lr(e, settings.lr, settings.epochs, settings.lr_min)
+    base_lr = settings.lr * settings.batch_size / settings.reference_batch_size
+    return lambda e: linear_lr(e, base_lr, settings.epochs, settings.warmup_epochs)
+
+
+def network_spec(genotype, settings: RecipeSettings, num_classes: int, in_channels: int) -> dict[str, Any]:
+    """The plain-data description of the network a recipe trains (what model files store)."""
+    from .genotype import genotype_to_dict
+
+    return {
+        "family": settings.family,
+        "genotype": genotype_to_dict(genotype),
+        "num_cells": settings.cells,
+        "init_channels": settings.init_channels,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "auxiliary": settings.auxiliary_weight > 0,
+    }
+
+
+def build_training(spec: dict[str, Any], settings: RecipeSettings, context: Context) -> TrainingParts:
+    """The network of ``spec`` on the context's device, wrapped for data parallelism if distributed."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .networks import build_network
+
+    device = context.device
+    precision = resolve_precision(settings.precision, device, settings.channels_last)
+    network = precision.prepare(build_network(spec).to(device))
+    model = (
+        DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+        if context.distributed
+        else network
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.0, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+    return TrainingParts(network, model, optimizer, precision.grad_scaler(), precision)
+
+
+def _training_batches(dataset, settings: RecipeSettings, context: Context):
+    """The loader of the training set (this process's share of it) and its distributed sampler."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    from .data import make_loader
+
+    sampler = (
+        DistributedSampler(dataset, context.world_size, context.rank, shuffle=True, seed=settings.seed)
+        if context.distributed
+        else None
+    )
+    loader = make_loader(
+        dataset,
+        settings.batch_size // context.world_size,
+        shuffle=True,
+        seed=settings.seed,
+        num_workers=settings.workers,
+        pin_memory=context.device.type == "cuda",
+        sampler=sampler,
+    )
+    return loader, sampler
+
+
+def _train_one_epoch(epoch: int, parts: TrainingParts, loader, settings: RecipeSettings, context, lr: float):
+    """One epoch at learning rate ``lr``: its metrics, summed over every process."""
+    start = time.perf_counter()
+    for group in parts.optimizer.param_groups:
+        group["lr"] = lr
+    parts.network.drop_path_prob = settings.drop_path * epoch / settings.epochs
+    section = settings.section
+    guard = LossGuard(
+        f"{section}: the training loss",
+        epoch,
+        f"Lower {section}.lr or use {section}.precision: fp32",
+        context.device,
+    )
+    sums = train_epoch(
+        parts.model,
+        loader,
+        parts.optimizer,
+        context.device,
+        auxiliary_weight=settings.auxiliary_weight,
+        grad_clip=settings.grad_clip,
+        label_smoothing=settings.label_smoothing,
+        precision=parts.precision,
+        scaler=parts.scaler,
+        guard=guard,
+    )
+    loss_sum, correct, count = all_reduce_sum([sums["loss_sum"], sums["correct"], sums["count"]], context)
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "drop_path": parts.network.drop_path_prob,
+        "train_loss": loss_sum / count,
+        "train_acc": correct / count,
+        "samples": int(count),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def train_network(
+    spec: dict[str, Any],
+    settings: RecipeSettings,
+    dataset,
+    context: Context | None = None,
+    resume: dict[str, Any] | None = None,
+    save_state: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Trains the network that ``spec`` describes on ``dataset`` with the recipe of ``settings``.
+
+    Args:
+        spec: the network's description (:func:`pdarts.networks.build_network`).
+        settings: the CIFAR (``train``) or ImageNet (``transfer``) recipe.
+        dataset: the training set, with its training transform.
+        context: this process's rank, world size and device (default: one process on the CPU).
+        resume: a state from ``save_state`` to continue from (the epoch after it).
+        save_state: called after every epoch, in every process, with everything needed to resume.
+    """
+    from .profile import count_parameters
+    from .state import capture, make_reproducible, restore
+
+    context = context or Context()
+    make_reproducible(settings.seed)
+    loader, sampler = _training_batches(dataset, settings, context)
+    parts = build_training(spec, settings, context)
+    targets = {"network": parts.network, "optimizer": parts.optimizer, "scaler": parts.scaler}
+    history: list[dict[str, Any]] = []
+    if resume is not None:
+        history = restore(resume, targets, [loader.generator], f"this {settings.section} network")
+    if context.is_main:
+        log.info(
+            "%s: %s network, %d parameters, %d images, %s on %s x %d",
+            settings.section,
+            settings.family,
+            count_parameters(parts.network),
+            len(dataset),
+            parts.precision.name,
+            context.device,
+            context.world_size,
+        )
+    lr_at = lr_schedule(settings)
+    for epoch in range(len(history), settings.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        history.append(_train_one_epoch(epoch, parts, loader, settings, context, lr_at(epoch)))
+        if context.is_main:
+            _log_epoch(settings, history[-1])
+        if save_state is not None:
+            save_state(capture(targets, [loader.generator], history))  # in every process: it gathers
+    return TrainResult(parts.network, history, parts.precision)
+
+
+def _log_epoch(settings: RecipeSettings, metrics: dict[str, Any]) -> None:
+    log.info(
+        "%s epoch %d/%d lr %.5f loss %.4f acc %.4f (%.1f s)",
+        settings.section,
+        metrics["epoch"] + 1,
+        settings.epochs,
+        metrics["lr"],
+        metrics["train_loss"],
+        metrics["train_acc"],
+        metrics["seconds"],
+    )
+
+
+def network_from_file(path: str, model_file: dict[str, Any]) -> nn.Module:
+    """The network of a model file with its weights; refuses weights that do not fit it exactly."""
+    from .errors import first_line
+    from .networks import build_network
+
+    try:
+        network = build_network(model_file["network"])
+    except (KeyError, TypeError, ValueError, AttributeError, PdartsError) as exc:
+        raise PdartsError(
+            f"{path} has a broken network description ({type(exc).__name__}: {first_line(exc)}); retrain it"
+        ) from None
+    try:
+        network.load_state_dict(model_file["state_dict"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise PdartsError(
+            f"{path} does not match its network description ({first_line(exc)}); retrain it"
+        ) from None
+    return network
+
+
+@dataclass
+class EvaluateResult:
+    """Test metrics (determined by the network and data), and what this run measured besides."""
+
+    metrics: dict[str, Any]
+    precision: str
+    seconds: float
+    latency_ms: dict[str, float]
+
+
+def evaluate_network(
+    network: nn.Module, dataset, input_size: tuple[int, int, int], settings, device: torch.device
+) -> EvaluateResult:
+    """Test loss, top-1/top-5 accuracy and error, parameters and multiply-adds of ``network`` on
+    ``dataset``, and its inference latency at each of ``settings.latency_batch_sizes``."""
+    from .data import make_loader
+    from .errors import oom_hint
+    from .profile import count_macs, count_parameters
+
+    loader = make_loader(
+        dataset, settings.batch_size, shuffle=False, seed=0, num_workers=settings.workers,
+        pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    macs = count_macs(network, input_size)
+    precision = resolve_precision(settings.precision, device, settings.channels_last)
+    network = precision.prepare(network.to(device))
+    start = time.perf_counter()
+    with oom_hint("evaluate.batch_size", settings.batch_size):
+        sums = evaluate(network, loader, device, precision)
+    seconds = time.perf_counter() - start
+    count = max(sums["count"], 1)
+    metrics = {
+        "top1_acc": sums["top1"] / count,
+        "top5_acc": sums["top5"] / count,
+        "top1_err": 1.0 - sums["top1"] / count,
+        "top5_err": 1.0 - sums["top5"] / count,
+        "loss": sums["loss_sum"] / count,
+        "samples": sums["count"],
+        "params": count_parameters(network),
+        "macs": macs,
+    }
+    latency = {}
+    for batch_size in settings.latency_batch_sizes:
+        with oom_hint("evaluate.latency_batch_sizes", batch_size):
+            seconds_per_batch = measure_latency(
+                network, input_size, batch_size, device, precision, settings.latency_repeats
+            )
+        latency[f"latency_ms_batch{batch_size}"] = round(1000 * seconds_per_batch, 3)
+    return EvaluateResult(metrics, precision.name, seconds, latency)

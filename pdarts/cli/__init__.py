@@ -13,13 +13,12 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from ..errors import PdartsError
-from ..io import write_json
 from ..launch import launched_argv
+from ..runlog import RUN_RECORD, setup_logging, write_run_record
 from . import bench, check, derive, evaluate, prepare, prune, search, summary, train
-from ._common import RUN_RECORD, run_record_path
+from .options import HelpFormatter
 
 __all__ = ["main", "build_parser"]
 
@@ -33,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102
@@ -68,29 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the step's own parser, so that the error names the step
         parser.subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if args.log:
-        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(args.log, mode="w"))
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=handlers,
-    )
+    setup_logging(args.log, args.quiet)
     RUN_RECORD.reset()
     start = time.perf_counter()
     try:
         status = args.run(args)
-        if args.log and RUN_RECORD.enabled:  # only the process that wrote the artifacts
-            write_json(
-                run_record_path(args.log),
-                {
-                    "command": shlex.join(["pdarts", *(sys.argv[1:] if argv is None else argv)]),
-                    **RUN_RECORD,
-                    "seconds": round(time.perf_counter() - start, 3),
-                },
-            )
+        if args.log:
+            command = shlex.join(["pdarts", *(sys.argv[1:] if argv is None else argv)])
+            write_run_record(args.log, command, time.perf_counter() - start)
     except PdartsError as exc:
         logging.getLogger("pdarts").debug("user error", exc_info=True)
         print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..config import check_params, load_params
-from ..errors import PdartsError
 from ..io import write_json
+from ..settings import check_params_file
 
 log = logging.getLogger("pdarts.check")
 
@@ -31,11 +30,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     for path in args.files:
-        params = load_params(path)  # its errors name the file already
-        try:
-            check_params(params)
-        except PdartsError as exc:
-            raise PdartsError(f"{path}: {exc}") from None
+        check_params_file(path)
         log.info("%s: valid", path)
     if args.out:
         write_json(args.out, CHECKED)

@@ -12,12 +12,15 @@ from ..alphas import load_alphas
 from ..errors import PdartsError
 from ..genotype import genotype_to_dict
 from ..io import write_json
-from ..search.derivation import MAX_CAP, derive_all_caps
-from ._settings import int_at_least
+from ..search.derivation import MAX_CAP, all_caps_record, count_skips, derive_all_caps
+from .options import int_at_least
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = "Derive the genotype of the last stage's alphas with the skip-connect cap (PDARTS.md 5)."
+DESCRIPTION = (
+    "Derive the genotype of the last stage's alphas with the skip-connect cap "
+    "(docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap)."
+)
 
 
 def add_parser(commands) -> None:
@@ -41,32 +44,16 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def count_skips(pairs) -> int:
-    return sum(op == "skip_connect" for op, _ in pairs)
-
-
 def run(args: argparse.Namespace) -> None:
     if args.out == args.all_caps:
         raise PdartsError("--out and --all-caps must be different files")
-    alphas = load_alphas(args.alphas)
-    by_cap = derive_all_caps(alphas)
+    by_cap = derive_all_caps(load_alphas(args.alphas))
     chosen = by_cap[min(args.max_skip, MAX_CAP)]
     # Everything is derived before anything is written: a failure leaves no file.
     write_json(args.out, genotype_to_dict(chosen))
     if args.all_caps:
-        write_json(
-            args.all_caps,
-            {
-                "max_skip": args.max_skip,
-                "caps": [
-                    {"max_skip": m, "skip_connects": count_skips(g.normal), "genotype": genotype_to_dict(g)}
-                    for m, g in by_cap.items()
-                ],
-            },
-        )
+        write_json(args.all_caps, all_caps_record(by_cap, args.max_skip))
+    skips = count_skips(chosen.normal)
     log.info(
-        "genotype (max %d skip-connects, %d in the normal cell) written to %s",
-        args.max_skip,
-        count_skips(chosen.normal),
-        args.out,
+        "genotype (max %d skip-connects, %d in the normal cell) written to %s", args.max_skip, skips, args.out
     )

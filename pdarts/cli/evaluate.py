@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
-from ..errors import PdartsError, first_line
-from ..io import read_json, write_json
-from ._common import (
-    ARRAYS_FORMAT,
-    IMAGEFOLDER_FORMAT,
-    load_checkpoint,
-    load_split,
-    manifest_path,
-    oom_hint,
-    record,
-    record_environment,
-    resolve_device,
-)
-from ._settings import add_section_options, section_values
+from ..checkpoints import load_model_file
+from ..errors import PdartsError
+from ..io import write_json
+from ..manifest import num_classes, read_manifest
+from ..runlog import record, record_environment
+from ..settings import EvaluateSettings
+from .options import add_section_options, section_settings
 
 log = logging.getLogger("pdarts.evaluate")
 
@@ -41,116 +33,34 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def _test_batches(manifest: dict, checkpoint: dict, settings: dict, pin: bool):
-    from ..data import (
-        ArrayDataset,
-        dataset_info,
-        eval_transform,
-        image_folder,
-        imagenet_eval_transform,
-        make_loader,
-    )
-
-    if manifest.get("format") == ARRAYS_FORMAT:
-        images, labels = load_split(manifest, train=False)
-        dataset = ArrayDataset(images, labels, eval_transform(dataset_info(manifest["dataset"])))
-        input_size = (images.shape[3], images.shape[1], images.shape[2])
-    else:
-        record = checkpoint.get("data")
-        size = record.get("image_size") if isinstance(record, dict) else None
-        if not isinstance(size, int):
-            raise PdartsError(
-                "the model file records no image size (it was not trained by transfer); "
-                "evaluate it on the data it was trained on"
-            )
-        dataset = image_folder(manifest["root"], "val", imagenet_eval_transform(size))
-        input_size = (3, size, size)
-    loader = make_loader(
-        dataset,
-        settings["batch_size"],
-        shuffle=False,
-        seed=0,
-        num_workers=settings["workers"],
-        pin_memory=pin,
-    )
-    return loader, input_size
-
-
-def _load_model(path: str, checkpoint: dict):
-    """The network of a model file with its weights; refuses weights that do not fit it exactly."""
-    from ..networks import build_network
-
-    try:
-        model = build_network(checkpoint["network"])
-    except (KeyError, TypeError, ValueError, AttributeError, PdartsError) as exc:
-        raise PdartsError(
-            f"{path} has a broken network description ({type(exc).__name__}: {first_line(exc)}); retrain it"
-        ) from None
-    try:
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise PdartsError(
-            f"{path} does not match its network description ({first_line(exc)}); retrain it"
-        ) from None
-    return model
-
-
 def run(args: argparse.Namespace) -> None:
-    settings = section_values(args, "evaluate")
-    manifest = read_json(manifest_path(args.data), "data manifest")
-    if not isinstance(manifest, dict) or manifest.get("format") not in (ARRAYS_FORMAT, IMAGEFOLDER_FORMAT):
-        raise PdartsError(
-            f"{args.data} is not a data manifest; pass the one prepare-data or prepare-transfer wrote"
-        )
-    device = resolve_device(settings["device"])
-    checkpoint = load_checkpoint(args.model)
+    settings = section_settings(args, EvaluateSettings)
+    manifest = read_manifest(args.data)
 
-    from ..precision import resolve_precision
-    from ..profile import count_macs, count_parameters
-    from ..training import evaluate, measure_latency
+    from ..distributed import resolve_device
+    from ..manifest import evaluation_set
+    from ..training import evaluate_network, network_from_file
 
-    model = _load_model(args.model, checkpoint)
-    loader, input_size = _test_batches(manifest, checkpoint, settings, device.type == "cuda")
-    classes = max(manifest.get("num_classes", 0), len(manifest.get("classes", [])))
-    if checkpoint["network"]["num_classes"] != classes:
+    device = resolve_device(settings.device)
+    model_file = load_model_file(args.model)
+    network = network_from_file(args.model, model_file)
+    dataset, input_size = evaluation_set(manifest, model_file.get("data"))
+    trained_for = model_file["network"]["num_classes"]
+    if trained_for != num_classes(manifest):
         raise PdartsError(
-            f"{args.model} was trained for {checkpoint['network']['num_classes']} classes, but "
-            f"{args.data} has "
-            f"{classes}; evaluate it on the data it was trained on"
+            f"{args.model} was trained for {trained_for} classes, but {args.data} has "
+            f"{num_classes(manifest)}; evaluate it on the data it was trained on"
         )
-    macs = count_macs(model, input_size)
-    precision = resolve_precision(settings["precision"], device, settings["channels_last"])
-    model = precision.prepare(model.to(device))
-    start = time.perf_counter()
-    with oom_hint("evaluate.batch_size", settings["batch_size"]):
-        sums = evaluate(model, loader, device, precision)
-    seconds = time.perf_counter() - start
-    count = max(sums["count"], 1)
-    metrics = {
-        "top1_acc": sums["top1"] / count,
-        "top5_acc": sums["top5"] / count,
-        "top1_err": 1.0 - sums["top1"] / count,
-        "top5_err": 1.0 - sums["top5"] / count,
-        "loss": sums["loss_sum"] / count,
-        "samples": sums["count"],
-        "params": count_parameters(model),
-        "macs": macs,
-    }
+    result = evaluate_network(network, dataset, input_size, settings, device)
     record_environment(device)
-    record(precision=precision.name, evaluate_seconds=round(seconds, 3))
-    for batch_size in settings["latency_batch_sizes"]:
-        with oom_hint("evaluate.latency_batch_sizes", batch_size):
-            latency = measure_latency(
-                model, input_size, batch_size, device, precision, settings["latency_repeats"]
-            )
-        record(**{f"latency_ms_batch{batch_size}": round(1000 * latency, 3)})
-    write_json(args.out, metrics)
+    record(precision=result.precision, evaluate_seconds=round(result.seconds, 3), **result.latency_ms)
+    write_json(args.out, result.metrics)
     log.info(
         "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples (%s on %s)",
         args.model,
-        100 * metrics["top1_err"],
-        100 * metrics["top5_err"],
-        sums["count"],
-        precision.name,
+        100 * result.metrics["top1_err"],
+        100 * result.metrics["top5_err"],
+        result.metrics["samples"],
+        result.precision,
         device,
     )

@@ -1,4 +1,4 @@
-"""Evaluation networks built from a genotype (PDARTS.md section 6).
+"""Evaluation networks built from a genotype (docs/algorithm.md#evaluation-networks).
 
 ``CifarNetwork`` (small images, any channels and classes) and ``ImageNetNetwork`` (mobile setting)
 share one cell (``cell.EvalCell``, stacked by ``cell.CellStack``) and one auxiliary head design

@@ -1,5 +1,5 @@
 """The evaluation cell built from a genotype, and the stack of cells both networks share
-(PDARTS.md sections 2 and 6).
+(docs/algorithm.md#search-space, docs/algorithm.md#evaluation-networks).
 
 A cell preprocesses its two inputs (c_{k-2}, c_{k-1}) to ``channels`` channels; each of its 4
 nodes is the sum of 2 ops of the genotype applied to earlier states; its output concatenates the
@@ -10,6 +10,7 @@ Every op output except an identity (the stride-1 ``skip_connect``) goes through 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -19,7 +20,52 @@ from ..layers import DropPath
 from ..operations import FactorizedReduce, ReLUConvBN, build_op
 from ..search_space import NUM_NODES
 
-__all__ = ["EvalCell", "CellStack", "EvalNetwork", "reduction_indices"]
+__all__ = [
+    "EvalCell",
+    "CellStack",
+    "EvalNetwork",
+    "cell_inputs",
+    "image_stem",
+    "reduction_indices",
+    "stack_cells",
+]
+
+
+def image_stem(in_channels: int, channels: int) -> nn.Sequential:
+    """The small-image stem of the CIFAR network and the supernet: a 3x3 convolution and BatchNorm."""
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+
+
+def cell_inputs(
+    c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool, affine: bool
+) -> tuple[nn.Module, nn.Module]:
+    """The preprocessing of a cell's two inputs to ``channels`` channels; input 0 is reduced when the
+    previous cell was a reduction cell (it then has twice the resolution of input 1)."""
+    if reduction_prev:
+        preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=affine)
+    else:
+        preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=affine)
+    return preprocess0, ReLUConvBN(c_prev, channels, 1, 1, 0, affine=affine)
+
+
+def stack_cells(
+    num_cells: int, c_prev_prev: int, c_prev: int, channels: int, make_cell, reduction_prev: bool = False
+) -> list[nn.Module]:
+    """``num_cells`` cells, reductions at L//3 and 2L//3 with the channels doubled at each.
+
+    ``make_cell(c_prev_prev, c_prev, channels, reduction, reduction_prev)`` builds one cell, which
+    says its ``out_channels``; each cell reads the outputs of the two before it.
+    """
+    reductions = reduction_indices(num_cells)
+    cells = []
+    for index in range(num_cells):
+        reduction = index in reductions
+        if reduction:
+            channels *= 2
+        cells.append(make_cell(c_prev_prev, c_prev, channels, reduction, reduction_prev))
+        reduction_prev = reduction
+        c_prev_prev, c_prev = c_prev, cells[-1].out_channels
+    return cells
 
 
 class EvalCell(nn.Module):
@@ -46,11 +92,7 @@ class EvalCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=True)
-        else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=True)
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=True)
+        self.preprocess0, self.preprocess1 = cell_inputs(c_prev_prev, c_prev, channels, reduction_prev, True)
         pairs = genotype.reduce if reduction else genotype.normal
         self.concat: tuple[int, ...] = tuple(genotype.reduce_concat if reduction else genotype.normal_concat)
         self.inputs: tuple[int, ...] = tuple(source for _, source in pairs)
@@ -106,25 +148,19 @@ class CellStack(nn.ModuleList):
     ) -> None:
         if num_cells < 1:
             raise ValueError(f"num_cells must be >= 1, got {num_cells}")
-        super().__init__()
-        reductions = reduction_indices(num_cells)
+        super().__init__(
+            stack_cells(num_cells, c_prev_prev, c_prev, channels, partial(EvalCell, genotype), reduction_prev)
+        )
         self.auxiliary_index = 2 * num_cells // 3
-        for index in range(num_cells):
-            reduction = index in reductions
-            if reduction:
-                channels *= 2
-            cell = EvalCell(genotype, c_prev_prev, c_prev, channels, reduction, reduction_prev)
-            self.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.out_channels
-            if index == self.auxiliary_index:
-                self.auxiliary_channels = c_prev
-        self.out_channels = c_prev
+        if self.auxiliary_index < num_cells:
+            self.auxiliary_channels = self[self.auxiliary_index].out_channels
+        self.out_channels = self[-1].out_channels
         self._drop_path_prob = 0.0
 
     @property
     def drop_path_prob(self) -> float:
-        """The drop-path rate of every cell (PDARTS.md 6: 0.3 * epoch / epochs on CIFAR)."""
+        """The drop-path rate of every cell (CIFAR: 0.3 * epoch / epochs, set by the training loop;
+        docs/algorithm.md#cifar-training-recipe)."""
         return self._drop_path_prob
 
     @drop_path_prob.setter

@@ -1,7 +1,8 @@
-"""The CIFAR evaluation network (PDARTS.md section 6): 20 cells, C = 36, auxiliary head, drop-path.
+"""The CIFAR evaluation network: a stem, L cells (the paper: 20, C = 36), auxiliary head, drop-path.
 
 The same class serves any small-image data set (``in_channels``, ``num_classes``): at 8x8 inputs
-the feature map at the auxiliary head is 2x2, which the head handles by adaptive pooling.
+the feature map at the auxiliary head is 2x2, which the head handles by adaptive pooling. See
+docs/algorithm.md#cifar-evaluation-network.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from ..genotype import Genotype
-from .cell import CellStack, EvalNetwork
+from .cell import CellStack, EvalNetwork, image_stem
 from .heads import AuxiliaryHead, cifar_auxiliary_head
 
 __all__ = ["CifarNetwork"]
@@ -34,8 +35,8 @@ class CifarNetwork(EvalNetwork):
     def __init__(
         self,
         genotype: Genotype,
-        num_cells: int = 20,
-        init_channels: int = 36,
+        num_cells: int,
+        init_channels: int,
         num_classes: int = 10,
         in_channels: int = 3,
         auxiliary: bool = True,
@@ -43,10 +44,7 @@ class CifarNetwork(EvalNetwork):
     ) -> None:
         super().__init__()
         c_stem = stem_multiplier * init_channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_stem),
-        )
+        self.stem = image_stem(in_channels, c_stem)
         self.cells = CellStack(genotype, num_cells, c_stem, c_stem, init_channels)
         self.auxiliary_head: AuxiliaryHead | None = (
             cifar_auxiliary_head(self.cells.auxiliary_channels, num_classes) if auxiliary else None

@@ -1,4 +1,4 @@
-"""Auxiliary classifier heads, read after cell 2L//3 during training (PDARTS.md section 6).
+"""Auxiliary classifier heads, read after cell 2L//3 during training (docs/algorithm.md#evaluation-networks).
 
 DARTS's heads assume the feature map at that point: 8x8 for CIFAR (32x32 images) and 7x7 for
 ImageNet (224x224 images; DARTS's docstring says 14x14, but after the stem's three stride-2 convs

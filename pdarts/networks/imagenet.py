@@ -1,8 +1,9 @@
-"""The ImageNet evaluation network, mobile setting (PDARTS.md section 6): 14 cells, C = 48.
+"""The ImageNet evaluation network, mobile setting: 14 cells, C = 48.
 
 The stem reduces 224x224 images 8 times with three stride-2 3x3 convs (as DARTS's
 NetworkImageNet): ``stem0`` gives the first cell's input 0 at 56x56, ``stem1`` its input 1 at
-28x28, so the first cell's input 0 goes through a ``FactorizedReduce``.
+28x28, so the first cell's input 0 goes through a ``FactorizedReduce``. See
+docs/algorithm.md#imagenet-transfer-network.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class ImageNetNetwork(EvalNetwork):
     def __init__(
         self,
         genotype: Genotype,
-        num_cells: int = 14,
-        init_channels: int = 48,
+        num_cells: int,
+        init_channels: int,
         num_classes: int = 1000,
         in_channels: int = 3,
         auxiliary: bool = True,

@@ -1,9 +1,10 @@
-"""Deriving the discrete genotype from the last stage, with the skip-connect cap (PDARTS.md section 5).
+"""Deriving the discrete genotype from the last stage, with the skip-connect cap.
 
 Works on op weights P (softmax of the alphas, by op name per edge). ``none`` is never chosen:
 its weight is set to 0 without renormalising. In the normal cell, while more than M kept edges
 carry ``skip_connect``, the weakest of them loses its skip (P set to 0) and ops and edges are
-chosen again; the cap only ever reduces the number of skips.
+chosen again; the cap only ever reduces the number of skips. See
+docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from collections.abc import Mapping, Sequence
 from ..errors import PdartsError
 from ..genotype import CONCAT, Genotype
 from ..search_space import EDGES, NUM_NODES
-from .pruning import CellAlphas, edge_op_weights
+from .pruning import CellAlphas, edge_probabilities
 
-__all__ = ["derive_cell", "cap_skip_connections", "derive_genotype", "derive_all_caps", "MAX_CAP"]
+__all__ = [
+    "MAX_CAP",
+    "all_caps_record",
+    "cap_skip_connections",
+    "count_skips",
+    "derive_all_caps",
+    "derive_cell",
+    "derive_genotype",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +85,15 @@ def cap_skip_connections(weights: Weights, max_skip: int) -> tuple[tuple[str, in
 def _cell_weights(alphas: CellAlphas, cell: str) -> list[dict[str, float]]:
     weights = []
     for edge in alphas[cell]:
-        w = edge_op_weights(edge)
+        w = edge_probabilities(edge)
         if "none" in w:
-            w["none"] = 0.0  # never chosen; no renormalisation (PDARTS.md section 5)
+            # never chosen, not renormalised: docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap
+            w["none"] = 0.0
         weights.append(w)
     return weights
 
 
-def derive_genotype(alphas: CellAlphas, max_skip: int = 2) -> Genotype:
+def derive_genotype(alphas: CellAlphas, max_skip: int) -> Genotype:
     """The genotype of the last stage's alphas; the skip cap ``max_skip`` (M) applies to the normal cell.
 
     Raises:
@@ -106,3 +116,19 @@ def derive_genotype(alphas: CellAlphas, max_skip: int = 2) -> Genotype:
 def derive_all_caps(alphas: CellAlphas) -> dict[int, Genotype]:
     """The genotype for every cap M = 0..8 (M = 8: uncapped)."""
     return {m: derive_genotype(alphas, m) for m in range(MAX_CAP + 1)}
+
+
+def count_skips(pairs) -> int:
+    """Skip-connects among a cell's ``(op, input)`` pairs."""
+    return sum(op == "skip_connect" for op, _ in pairs)
+
+
+def all_caps_record(by_cap: dict[int, Genotype], max_skip: int) -> dict:
+    """The genotype at every cap with its skip-connects in the normal cell, and the cap chosen."""
+    from ..genotype import genotype_to_dict
+
+    caps = [
+        {"max_skip": m, "skip_connects": count_skips(g.normal), "genotype": genotype_to_dict(g)}
+        for m, g in by_cap.items()
+    ]
+    return {"max_skip": max_skip, "caps": caps}

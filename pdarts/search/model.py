@@ -1,4 +1,4 @@
-"""The supernet of one search stage (PDARTS.md section 2).
+"""The supernet of one search stage (docs/algorithm.md#search-space).
 
 Every edge is a ``MixedOp`` over the op names still searched on it; the architecture parameters
 (one logit per op name per edge, for each cell type) live in ``ArchitectureParameters``, a
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..operations import FactorizedReduce, ReLUConvBN, build_op
+from ..networks.cell import cell_inputs, image_stem, stack_cells
+from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
 __all__ = ["ArchitectureParameters", "MixedOp", "SearchCell", "SearchNetwork", "SkipDropout"]
@@ -77,7 +78,7 @@ class MixedOp(nn.Module):
         # share one: computed and kept for the backward pass once instead of once per op.
         self._after_relu = [hasattr(op, "forward_activated") for op in self.ops.values()]
 
-    def forward(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, op_probabilities: torch.Tensor) -> torch.Tensor:
         if not self.ops:  # only `none` is alive: zeros of the strided shape
             return x[:, :, :: self.stride, :: self.stride].mul(0.0)
         # Accumulated in place (one pass per op instead of a product and a sum): autograd keeps the
@@ -89,7 +90,8 @@ class MixedOp(nn.Module):
                 term = op.forward_activated(activated)
             else:
                 term = op(x)
-            out = op_weights[index] * term if out is None else out.addcmul_(op_weights[index], term)
+            probability = op_probabilities[index]
+            out = probability * term if out is None else out.addcmul_(probability, term)
         return out
 
 
@@ -108,12 +110,9 @@ class SearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(c_prev_prev, channels, affine=False)
-        else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
-        # PDARTS.md section 3: skip dropout in normal cells only.
+        self.out_channels = NUM_NODES * channels
+        self.preprocess0, self.preprocess1 = cell_inputs(c_prev_prev, c_prev, channels, reduction_prev, False)
+        # Skip dropout in normal cells only (docs/algorithm.md#skip-connect-dropout).
         self.edges = nn.ModuleList(
             MixedOp(
                 channels,
@@ -124,13 +123,15 @@ class SearchCell(nn.Module):
             for (_, source), ops in zip(EDGES, candidates)
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, op_weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         edge = 0
         for _ in range(NUM_NODES):
-            node = self.edges[edge](states[0], op_weights[edge])
+            node = self.edges[edge](states[0], op_probabilities[edge])
             for i, h in enumerate(states[1:], start=1):
-                node = node.add_(self.edges[edge + i](h, op_weights[edge + i]))  # a fresh sum: in place
+                node = node.add_(self.edges[edge + i](h, op_probabilities[edge + i]))  # a fresh sum: in place
             edge += len(states)
             states.append(node)
         return torch.cat(states[2:], dim=1)
@@ -154,7 +155,7 @@ class ArchitectureParameters(nn.Module):
     def logits(self, cell: str) -> list[torch.Tensor]:
         return list(getattr(self, cell))
 
-    def op_weights(self, cell: str) -> list[torch.Tensor]:
+    def op_probabilities(self, cell: str) -> list[torch.Tensor]:
         """softmax(alpha) per edge, over the ops still alive on it."""
         return [F.softmax(alpha, dim=-1) for alpha in getattr(self, cell)]
 
@@ -201,9 +202,9 @@ def _running_statistics_kept(module: nn.Module) -> Iterator[None]:
 
 
 def _checkpointed(
-    cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, op_weights: list[torch.Tensor]
+    cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: list[torch.Tensor]
 ) -> torch.Tensor:
-    """``cell(s0, s1, op_weights)`` keeping only its inputs for the backward pass, which recomputes it.
+    """``cell(s0, s1, op_probabilities)`` keeping only its inputs for the backward pass, which recomputes it.
 
     The recomputation replays the cell's dropout masks (checkpoint restores the RNG state) and
     normalises with the same batch statistics, without updating BatchNorm running statistics again.
@@ -212,7 +213,7 @@ def _checkpointed(
     def contexts():
         return contextlib.nullcontext(), _running_statistics_kept(cell)
 
-    return checkpoint(cell, s0, s1, op_weights, use_reentrant=False, context_fn=contexts)
+    return checkpoint(cell, s0, s1, op_probabilities, use_reentrant=False, context_fn=contexts)
 
 
 class SearchNetwork(nn.Module):
@@ -248,34 +249,18 @@ class SearchNetwork(nn.Module):
         self._compiled_cells: list[nn.Module] | None = None  # a plain list: not registered modules
         candidates = {cell: [canonical_order(ops) for ops in candidates[cell]] for cell in CELL_TYPES}
         c_stem = stem_multiplier * init_channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
-            # The stem's BN is the one affine BN of the supernet (DARTS's default; the paper's
-            # 1,275,834 stage-1 weights count its 2 * 3C parameters).
-            nn.BatchNorm2d(c_stem),
-        )
-        c_prev_prev, c_prev, channels = c_stem, c_stem, init_channels
-        reductions = {num_cells // 3, 2 * num_cells // 3}
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for index in range(num_cells):
-            reduction = index in reductions
-            if reduction:
-                channels *= 2
-            cell_type = "reduce" if reduction else "normal"
-            self.cells.append(
-                SearchCell(
-                    candidates[cell_type],
-                    c_prev_prev,
-                    c_prev,
-                    channels,
-                    reduction,
-                    reduction_prev,
-                    skip_dropout,
-                )
+        # The stem's BN is the one affine BN of the supernet (DARTS's default; the paper's 1,275,834
+        # stage-1 weights count its 2 * 3C parameters).
+        self.stem = image_stem(in_channels, c_stem)
+
+        def make_cell(c_prev_prev, c_prev, channels, reduction, reduction_prev):
+            cell_candidates = candidates["reduce" if reduction else "normal"]
+            return SearchCell(
+                cell_candidates, c_prev_prev, c_prev, channels, reduction, reduction_prev, skip_dropout
             )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, NUM_NODES * channels
+
+        self.cells = nn.ModuleList(stack_cells(num_cells, c_stem, c_stem, init_channels, make_cell))
+        c_prev = self.cells[-1].out_channels
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
         self.alphas = ArchitectureParameters(candidates, generator=generator)
@@ -309,13 +294,13 @@ class SearchNetwork(nn.Module):
                 module.p = rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        op_weights = {cell: self.alphas.op_weights(cell) for cell in CELL_TYPES}
+        op_probabilities = {cell: self.alphas.op_probabilities(cell) for cell in CELL_TYPES}
         s0 = s1 = self.stem(x)
         for cell, call in zip(self.cells, self._compiled_cells or self.cells):
-            weights = op_weights["reduce" if cell.reduction else "normal"]
+            probabilities = op_probabilities["reduce" if cell.reduction else "normal"]
             if self.checkpoint_cells and torch.is_grad_enabled():
-                s0, s1 = s1, _checkpointed(call, s0, s1, weights)
+                s0, s1 = s1, _checkpointed(call, s0, s1, probabilities)
             else:
-                s0, s1 = s1, call(s0, s1, weights)
+                s0, s1 = s1, call(s0, s1, probabilities)
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))

@@ -1,4 +1,4 @@
-"""Search-space approximation between stages (PDARTS.md section 4).
+"""Search-space approximation between stages (docs/algorithm.md#search-space-approximation).
 
 After stage k, every edge keeps the ``keep`` op names with the largest softmax weight over its alive
 ops, in the canonical order; ``none`` competes like any op.
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from ..search_space import CELL_TYPES, Candidates, canonical_order
 
-__all__ = ["EdgeAlphas", "CellAlphas", "edge_op_weights", "prune_candidates"]
+__all__ = ["EdgeAlphas", "CellAlphas", "edge_probabilities", "prune_candidates"]
 
 #: One edge's raw architecture parameters, by op name (canonical order).
 EdgeAlphas = Mapping[str, float]
@@ -19,7 +19,7 @@ EdgeAlphas = Mapping[str, float]
 CellAlphas = Mapping[str, Sequence[EdgeAlphas]]
 
 
-def edge_op_weights(alphas: EdgeAlphas) -> dict[str, float]:
+def edge_probabilities(alphas: EdgeAlphas) -> dict[str, float]:
     """softmax over one edge's alive ops, by op name (numerically stable)."""
     top = max(alphas.values())
     exps = {op: math.exp(a - top) for op, a in alphas.items()}
@@ -43,5 +43,5 @@ def prune_candidates(alphas: CellAlphas, keep: int) -> Candidates:
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     return {
-        cell: [_keep_heaviest(edge_op_weights(edge), keep) for edge in alphas[cell]] for cell in CELL_TYPES
+        cell: [_keep_heaviest(edge_probabilities(edge), keep) for edge in alphas[cell]] for cell in CELL_TYPES
     }

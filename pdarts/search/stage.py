@@ -1,4 +1,4 @@
-"""One progressive search stage (PDARTS.md section 3).
+"""One progressive search stage (docs/algorithm.md#progressive-search-stages).
 
 A stage builds a fresh supernet with fresh alphas over the candidate lists it is given, trains the
 weights alone for ``warmup_epochs``, then alternates each step: a first-order architecture update on
@@ -23,17 +23,21 @@ from ..errors import first_line
 from ..precision import Precision, resolve_precision
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
+from ..settings import SearchSettings, Stage
 from ..state import capture, restore
 from ..training import FP32, LossGuard
 from .model import SearchNetwork
 
 __all__ = [
+    "ARCH_BETAS",
     "SearchParts",
     "SearchSettings",
+    "Stage",
     "StageResult",
     "build_search",
     "compile_cells",
     "run_search_stage",
+    "search_loaders",
     "search_step",
 ]
 
@@ -42,28 +46,8 @@ log = logging.getLogger(__name__)
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """Settings of one search stage; defaults are the paper's CIFAR-10 values."""
-
-    num_cells: int = 5  # L of this stage's supernet (5 -> 11 -> 17)
-    skip_dropout: float = 0.0  # initial skip-connect dropout rate r of this stage
-    epochs: int = 25  # E
-    warmup_epochs: int = 10  # W: weights only, architecture frozen
-    init_channels: int = 16  # C
-    weight_lr: float = 0.025  # SGD, cosine to weight_lr_min over the stage
-    weight_lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3.0e-4
-    arch_lr: float = 6.0e-4  # Adam
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1.0e-3
-    grad_clip: float = 5.0  # gradient-norm clip, both updates
-    # How the steps compute (search.common in params.yaml): none of these changes what is searched.
-    precision: str = "fp32"  # auto | fp32 | bf16 | fp16: autocast of both forward passes (pdarts.precision)
-    channels_last: bool = False  # NHWC layout of the supernet and its inputs
-    compile: bool = False  # torch.compile every cell (eager, with a warning, if that fails)
-    checkpoint_cells: bool = False  # recompute each cell in the backward pass: less memory, more time
+# Adam's betas of the alphas: DARTS's (and P-DARTS's) choice, not a setting of the paper's tables.
+ARCH_BETAS = (0.5, 0.999)
 
 
 class SearchParts(NamedTuple):
@@ -227,15 +211,51 @@ def _example_images(batches: Batches) -> torch.Tensor | None:
     return torch.zeros((batch_size, *image.shape), dtype=image.dtype)
 
 
+def search_loaders(manifest: dict[str, Any], settings: SearchSettings, context: Context | None = None):
+    """The loaders of the two fixed halves of a prepared training set (weights, architecture), this
+    process's share of each, and the dataset's description. Seeds every generator first."""
+    from ..data import ArrayDataset, dataset_info, make_loader, search_halves, train_transform
+    from ..manifest import load_split
+    from ..state import make_reproducible
+
+    context = context or Context()
+    make_reproducible(settings.seed)
+    info = dataset_info(manifest["dataset"])
+    images, labels = load_split(manifest, train=True)
+    transform = train_transform(info)
+    loaders = [
+        make_loader(
+            ArrayDataset(images[idx], labels[idx], transform),
+            settings.batch_size // context.world_size,
+            shuffle=True,
+            seed=settings.seed + offset,
+            num_workers=settings.workers,
+            pin_memory=context.device.type == "cuda",
+            shard=(context.rank, context.world_size),  # in one process: all of it
+        )
+        for offset, idx in enumerate(search_halves(len(labels)))
+    ]
+    log.info(
+        "%d + %d images, batches of %d on %s x %d",
+        len(loaders[0].dataset),
+        len(loaders[1].dataset),
+        settings.batch_size,
+        context.device,
+        context.world_size,
+    )
+    return loaders[0], loaders[1], info
+
+
 def build_search(
     candidates: Candidates,
     settings: SearchSettings,
+    stage: Stage,
     num_classes: int,
     in_channels: int,
     device: torch.device,
     example: torch.Tensor | None = None,
 ) -> SearchParts:
-    """A fresh supernet over ``candidates`` on ``device``, its optimizers and its precision.
+    """A fresh supernet of ``stage`` over ``candidates`` on ``device``, its optimizers and its precision.
 
     With ``settings.compile``, the cells are compiled and tried at once on ``example`` (a batch of
     images, or its shape's zeros): if compilation fails there, a warning, and the cells stay eager.
@@ -247,13 +267,21 @@ def build_search(
         # dominate a search step have no fast bf16 kernels in oneDNN. bf16 stays a memory setting.
         name = "fp32"
     precision = resolve_precision(name, device, settings.channels_last)
+    ops = max(len(ops) for ops in candidates["normal"])
+    log.info(
+        "stage %s: %d cells, %d ops per edge, skip dropout %.2f",
+        stage.name,
+        stage.cells,
+        ops,
+        stage.skip_dropout,
+    )
     model = SearchNetwork(
         candidates,
-        settings.num_cells,
+        stage.cells,
         settings.init_channels,
         num_classes,
         in_channels=in_channels,
-        skip_dropout=settings.skip_dropout > 0,
+        skip_dropout=stage.skip_dropout > 0,
         checkpoint_cells=settings.checkpoint_cells,
     )
     model = precision.prepare(model.to(device))
@@ -268,57 +296,128 @@ def build_search(
     alpha_optimizer = torch.optim.Adam(
         model.arch_parameters(),
         lr=settings.arch_lr,
-        betas=settings.arch_betas,
+        betas=ARCH_BETAS,
         weight_decay=settings.arch_weight_decay,
     )
     return SearchParts(model, weight_optimizer, alpha_optimizer, precision)
 
 
+def _search_epoch(
+    epoch: int,
+    parts: SearchParts,
+    scaler: torch.amp.GradScaler,
+    weight_batches: Batches,
+    arch_batches: Batches,
+    settings: SearchSettings,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One epoch of a stage whose learning rate and skip dropout are set: its losses and accuracies
+    over every process (the architecture's are None in a warm-up epoch)."""
+    warmup = epoch < settings.warmup_epochs
+    meters = {"train": _Meter(), "arch": _Meter()}
+    guard = LossGuard(
+        "the search loss",
+        epoch,
+        "Lower search.common.weight_lr / arch_lr, or use search.common.precision: fp32",
+        device,
+    )
+    arch_iter = None if warmup else iter(arch_batches)
+    for weight_batch in weight_batches:
+        arch_batch = None
+        if arch_iter is not None:
+            arch_batch = next(arch_iter, None)
+            if arch_batch is None:  # the architecture split ran out: restart it
+                arch_iter = iter(arch_batches)
+                arch_batch = next(arch_iter)
+            arch_batch = _to_device(arch_batch, device)
+        stats = search_step(
+            parts.model,
+            _to_device(weight_batch, device),
+            arch_batch,
+            parts.weight_optimizer,
+            None if warmup else parts.alpha_optimizer,
+            settings.grad_clip,
+            parts.precision,
+            scaler,
+        )
+        for split, values in stats.items():
+            meters[split].add(*values)
+        guard(*(values[0] for values in stats.values()))
+    guard.check()
+    train_loss, train_acc = meters["train"].result()
+    arch_loss, arch_acc = meters["arch"].result()
+    return {
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "arch_loss": arch_loss,
+        "arch_acc": arch_acc,
+    }
+
+
+def _start_epoch(epoch: int, parts: SearchParts, settings: SearchSettings, stage: Stage) -> dict[str, Any]:
+    """Sets the epoch's learning rate and skip-connect dropout rate; returns them with the epoch."""
+    lr = cosine_lr(epoch, settings.weight_lr, settings.epochs, settings.weight_lr_min)
+    for group in parts.weight_optimizer.param_groups:
+        group["lr"] = lr
+    rate = skip_dropout_rate(epoch, stage.skip_dropout, settings.epochs, settings.warmup_epochs)
+    parts.model.set_skip_dropout(rate)
+    parts.model.train()
+    return {"epoch": epoch, "warmup": epoch < settings.warmup_epochs, "lr": lr, "skip_dropout": rate}
+
+
+def _log_epoch(metrics: dict[str, Any], epochs: int) -> None:
+    nan = float("nan")
+    log.info(
+        "epoch %d/%d%s lr %.5f skip-dropout %.3f train loss %.4f acc %.4f",
+        metrics["epoch"] + 1,
+        epochs,
+        " (warm-up)" if metrics["warmup"] else "",
+        metrics["lr"],
+        metrics["skip_dropout"],
+        metrics["train_loss"] if metrics["train_loss"] is not None else nan,
+        metrics["train_acc"] if metrics["train_acc"] is not None else nan,
+    )
+
+
 def run_search_stage(
     candidates: Candidates,
     settings: SearchSettings,
+    stage: Stage,
     weight_batches: Batches,
     arch_batches: Batches,
     num_classes: int,
     in_channels: int,
     device: torch.device | str = "cpu",
-    seed: int = 0,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: dict[str, Any] | None = None,
     save_state: Callable[[dict[str, Any]], None] | None = None,
 ) -> StageResult:
-    """Runs one search stage from a fresh network and fresh alphas.
+    """Runs one search stage from a fresh network and fresh alphas (seeded by ``settings.seed``).
 
     Args:
         candidates: op names per edge and cell type searched in this stage.
-        settings: the stage's settings.
+        settings: the settings every stage shares (``search.common``).
+        stage: this stage's cells and skip-connect dropout rate.
         weight_batches: re-iterable batches of the weight split (e.g. a DataLoader).
         arch_batches: re-iterable batches of the architecture split.
         num_classes: classes of the dataset.
         in_channels: image channels.
         device: where to run.
-        seed: seeds the network and alpha initialisation.
         on_epoch: called with each epoch's metrics when the epoch ends.
         resume: a state from ``save_state`` to continue from (the epoch after it).
         save_state: called after every epoch with everything needed to resume: network, alphas,
             optimizers, random generators (global and the batches' own) and the metric history.
     """
     device = torch.device(device)
-    torch.manual_seed(seed)
-    model, weight_optimizer, alpha_optimizer, precision = build_search(
-        candidates,
-        settings,
-        num_classes,
-        in_channels,
-        device,
-        example=_example_images(weight_batches) if settings.compile else None,
-    )
-    scaler = precision.grad_scaler()
+    torch.manual_seed(settings.seed)
+    example = _example_images(weight_batches) if settings.compile else None
+    parts = build_search(candidates, settings, stage, num_classes, in_channels, device, example=example)
+    scaler = parts.precision.grad_scaler()
     generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
     targets = {
-        "model": model,
-        "weight_optimizer": weight_optimizer,
-        "alpha_optimizer": alpha_optimizer,
+        "model": parts.model,
+        "weight_optimizer": parts.weight_optimizer,
+        "alpha_optimizer": parts.alpha_optimizer,
         "scaler": scaler,
     }
     history: list[dict[str, Any]] = []
@@ -326,69 +425,14 @@ def run_search_stage(
         history = restore(resume, targets, generators, "this stage's supernet")
     for epoch in range(len(history), settings.epochs):
         start = time.perf_counter()
-        lr = cosine_lr(epoch, settings.weight_lr, settings.epochs, settings.weight_lr_min)
-        for group in weight_optimizer.param_groups:
-            group["lr"] = lr
-        rate = skip_dropout_rate(epoch, settings.skip_dropout, settings.epochs, settings.warmup_epochs)
-        model.set_skip_dropout(rate)
-        model.train()
-        warmup = epoch < settings.warmup_epochs
-        meters = {"train": _Meter(), "arch": _Meter()}
-        guard = LossGuard(
-            "the search loss",
-            epoch,
-            "Lower search.common.weight_lr / arch_lr, or use search.common.precision: fp32",
-            device,
-        )
-        arch_iter = None if warmup else iter(arch_batches)
-        for weight_batch in weight_batches:
-            arch_batch = None
-            if arch_iter is not None:
-                arch_batch = next(arch_iter, None)
-                if arch_batch is None:  # the architecture split ran out: restart it
-                    arch_iter = iter(arch_batches)
-                    arch_batch = next(arch_iter)
-                arch_batch = _to_device(arch_batch, device)
-            stats = search_step(
-                model,
-                _to_device(weight_batch, device),
-                arch_batch,
-                weight_optimizer,
-                None if warmup else alpha_optimizer,
-                settings.grad_clip,
-                precision,
-                scaler,
-            )
-            for split, values in stats.items():
-                meters[split].add(*values)
-            guard(*(values[0] for values in stats.values()))
-        guard.check()
-        train_loss, train_acc = meters["train"].result()
-        arch_loss, arch_acc = meters["arch"].result()
-        metrics = {
-            "epoch": epoch,
-            "warmup": warmup,
-            "lr": lr,
-            "skip_dropout": rate,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "arch_loss": arch_loss,
-            "arch_acc": arch_acc,
-            "seconds": time.perf_counter() - start,
-        }
+        schedule = _start_epoch(epoch, parts, settings, stage)
+        losses = _search_epoch(epoch, parts, scaler, weight_batches, arch_batches, settings, device)
+        metrics = {**schedule, **losses}
+        metrics["seconds"] = time.perf_counter() - start
         history.append(metrics)
-        log.info(
-            "epoch %d/%d%s lr %.5f skip-dropout %.3f train loss %.4f acc %.4f",
-            epoch + 1,
-            settings.epochs,
-            " (warm-up)" if warmup else "",
-            lr,
-            rate,
-            train_loss if train_loss is not None else float("nan"),
-            train_acc if train_acc is not None else float("nan"),
-        )
+        _log_epoch(metrics, settings.epochs)
         if on_epoch is not None:
             on_epoch(metrics)
         if save_state is not None:
             save_state(capture(targets, generators, history))
-    return StageResult(alphas=model.alphas.to_dict(), history=history, model=model)
+    return StageResult(alphas=parts.model.alphas.to_dict(), history=history, model=parts.model)

@@ -5,13 +5,14 @@ import shlex
 from snakemake.utils import validate
 
 import pdarts.config
+import pdarts.settings
 
 # pdarts's check first: one line naming the first bad key (schema, then the rules a schema cannot
 # say: stage chain, ops growth); Snakemake's own validate() against the same schema after it.
-pdarts.config.check_params(config)
+pdarts.settings.check_params(config)
 validate(config, str(pdarts.config.SCHEMA_PATH))
 
-FIRST_STAGE_AFTER = pdarts.config.FIRST_STAGE_AFTER  # the `after` of the first stage: the space
+FIRST_STAGE_AFTER = pdarts.settings.FIRST_STAGE_AFTER  # the `after` of the first stage: the space
 STAGES = {stage["name"]: stage for stage in config["search"]["stages"]}
 LAST_STAGE = config["search"]["stages"][-1]["name"]
 

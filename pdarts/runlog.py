@@ -1,0 +1,90 @@
+"""Run records: what a run of a step measured and ran on, kept apart from its artifacts.
+
+Artifacts hold only what the settings and inputs determine, so the same settings give byte-identical
+files (models included) and a rerun leaves ``git status`` and ``dvc status`` clean. What differs from
+run to run (seconds, checkpoint costs, latency, library versions, the device) goes to the step's *run
+record*: ``logs/<step>.json`` beside its ``--log`` file, which is neither committed nor a dependency of
+any step (docs/workflow.md#run-records).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from .io import write_json
+
+__all__ = [
+    "RUN_RECORD",
+    "RunRecord",
+    "record",
+    "record_environment",
+    "run_record_path",
+    "setup_logging",
+    "write_run_record",
+]
+
+
+class RunRecord(dict):
+    """This run's record; written unless the process is not the one that writes the artifacts (a
+    torchrun launcher, ranks > 0), which set ``enabled`` to False."""
+
+    enabled = True
+
+    def reset(self) -> None:
+        self.clear()
+        self.enabled = True
+
+
+RUN_RECORD = RunRecord()
+
+
+def record(**fields: Any) -> None:
+    """Adds fields to this run's record (seconds, costs, environment: nothing that is an artifact)."""
+    RUN_RECORD.update(fields)
+
+
+def record_environment(device) -> None:
+    """What ran a step: library versions, the device, threads."""
+    import torch
+
+    from . import __version__
+
+    environment = {
+        "pdarts": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    record(environment=environment)
+
+
+def run_record_path(log_path: str | Path) -> Path:
+    """The run record of a step that logs to ``log_path``: ``logs/train.log`` -> ``logs/train.json``."""
+    return Path(log_path).with_suffix(".json")
+
+
+def write_run_record(log_path: str | Path, command: str, seconds: float) -> None:
+    """Writes the record beside the log, if this process is the one that records."""
+    if RUN_RECORD.enabled:
+        write_json(
+            run_record_path(log_path), {"command": command, **RUN_RECORD, "seconds": round(seconds, 3)}
+        )
+
+
+def setup_logging(log_path: str | Path | None, quiet: bool = False) -> None:
+    """Logs to stderr and, if given, to ``log_path`` (created with its folder, truncated)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=handlers,
+    )

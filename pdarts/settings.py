@@ -1,0 +1,341 @@
+"""Typed settings of the pipeline's steps: one frozen dataclass per section of params.yaml.
+
+A settings object is built from its section by :meth:`Section.from_dict`: the schema
+(``schemas/params.schema.yaml``) first, then the class's :meth:`~Section.check`, which holds every
+rule across the section's keys that a schema cannot say. The steps build their settings this way and
+``check-params`` checks a whole file with the same calls, so both refuse a bad value with the same
+message. Field names and their order are the schema's, and so are the defaults
+(:meth:`Section.defaults`): no value of the paper is typed here. See docs/settings.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from .config import load_params, resolved_schema, schema_error, section_schema, validate_section
+from .errors import PdartsError
+
+__all__ = [
+    "Section",
+    "DataSettings",
+    "SpaceSettings",
+    "SearchSettings",
+    "Stage",
+    "DeriveSettings",
+    "TrainSettings",
+    "TransferDataSettings",
+    "TransferSettings",
+    "EvaluateSettings",
+    "SECTIONS",
+    "check_params",
+    "check_params_file",
+]
+
+FIRST_STAGE_AFTER = "space"  # the first stage prunes from the initial search space
+
+S = TypeVar("S", bound="Section")
+
+
+@functools.cache
+def schema_defaults(section: str) -> dict[str, Any]:
+    """The schema's default of every key of ``section`` that has one."""
+    properties = section_schema(section)["properties"]
+    return {key: prop["default"] for key, prop in properties.items() if "default" in prop}
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of params.yaml as a typed, checked object."""
+
+    section: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls: type[S], values: Mapping[str, Any]) -> S:
+        """Checks ``values`` (missing keys take the schema's defaults) and builds the settings.
+
+        Raises:
+            PdartsError: one line naming the first bad key (``train.epochs: ...``) and what is allowed.
+        """
+        values = {**schema_defaults(cls.section), **values}
+        validate_section(values, cls.section)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def defaults(cls: type[S], **changes: Any) -> S:
+        """The schema's defaults (the paper's values), with ``changes``."""
+        return cls.from_dict(changes)
+
+    def check(self) -> None:
+        """The rules across this section's keys (none unless a subclass says so)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as params.yaml writes them, in the schema's order.
+
+        The keys are the schema's own strings, not the fields' names: pickled into a model file, a
+        key that is the very object of another key in the file (a field name and a literal of the
+        same text are one interned string) is written as a back-reference, and the file's bytes
+        would depend on that.
+        """
+        return {key: getattr(self, key) for key in section_schema(self.section)["properties"]}
+
+    def replace(self: S, **changes: Any) -> S:
+        """A copy with ``changes``, checked again."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+def _check_processes(section: str, batch_size: int, processes: int) -> None:
+    if batch_size % processes:
+        raise PdartsError(
+            f"{section}.batch_size: {batch_size} is not a multiple of {section}.processes "
+            f"({processes}); it is the total batch over the processes"
+        )
+
+
+@dataclass(frozen=True)
+class DataSettings(Section):
+    """``data``: the search and train dataset."""
+
+    section: ClassVar[str] = "data"
+    dataset: str
+    root: str
+    download: bool
+    subset: int
+
+
+@dataclass(frozen=True)
+class SpaceSettings(Section):
+    """``search.space``: the candidate ops of the first stage."""
+
+    section: ClassVar[str] = "search.space"
+    ops: list[str]
+
+
+@dataclass(frozen=True)
+class SearchSettings(Section):
+    """``search.common``: the settings every search stage shares."""
+
+    section: ClassVar[str] = "search.common"
+    seed: int
+    init_channels: int
+    batch_size: int
+    epochs: int
+    warmup_epochs: int
+    weight_lr: float
+    weight_lr_min: float
+    momentum: float
+    weight_decay: float
+    arch_lr: float
+    arch_weight_decay: float
+    grad_clip: float
+    workers: int
+    processes: int
+    device: str
+    # How the steps compute: none of these changes what is searched.
+    precision: str
+    channels_last: bool
+    compile: bool
+    checkpoint_cells: bool
+
+    def check(self) -> None:
+        if self.warmup_epochs > self.epochs:
+            raise PdartsError(
+                f"search.common.warmup_epochs: {self.warmup_epochs} is more than "
+                f"search.common.epochs ({self.epochs})"
+            )
+        _check_processes(self.section, self.batch_size, self.processes)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One entry of ``search.stages`` as the search step takes it: its name, cells and skip dropout."""
+
+    name: str
+    cells: int  # L of this stage's supernet
+    skip_dropout: float  # initial skip-connect dropout rate
+
+    def record(self, settings: SearchSettings) -> dict[str, Any]:
+        """Everything that decides the stage's result, as its alphas file records it."""
+        return {
+            "stage": self.name,
+            "cells": self.cells,
+            "skip_dropout": self.skip_dropout,
+            **settings.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class DeriveSettings(Section):
+    """``derive``: the skip-connect cap M of the normal cell."""
+
+    section: ClassVar[str] = "derive"
+    max_skip: int
+
+
+@dataclass(frozen=True)
+class TrainSettings(Section):
+    """``train``: the CIFAR recipe of the evaluation network."""
+
+    section: ClassVar[str] = "train"
+    seed: int
+    cells: int
+    init_channels: int
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_min: float
+    momentum: float
+    weight_decay: float
+    drop_path: float
+    auxiliary_weight: float
+    cutout: int
+    grad_clip: float
+    precision: str
+    channels_last: bool
+    processes: int
+    workers: int
+    device: str
+
+    family: ClassVar[str] = "cifar"
+    label_smoothing: ClassVar[float] = 0.0
+
+    def check(self) -> None:
+        _check_processes(self.section, self.batch_size, self.processes)
+
+
+@dataclass(frozen=True)
+class TransferDataSettings(Section):
+    """``transfer_data``: the ImageFolder tree the transfer step trains on."""
+
+    section: ClassVar[str] = "transfer_data"
+    dataset: str
+    root: str
+    verify_images: bool
+
+    def check(self) -> None:
+        if self.dataset == "imagefolder" and not self.root:
+            raise PdartsError(
+                "transfer_data.root: give the ImageFolder root (with train/ and val/) for dataset imagefolder"
+            )
+
+
+@dataclass(frozen=True)
+class TransferSettings(Section):
+    """``transfer``: the ImageNet (mobile) recipe of the transferred network."""
+
+    section: ClassVar[str] = "transfer"
+    image_size: int
+    seed: int
+    cells: int
+    init_channels: int
+    epochs: int
+    batch_size: int
+    lr: float
+    reference_batch_size: int
+    warmup_epochs: int
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    auxiliary_weight: float
+    grad_clip: float
+    precision: str
+    channels_last: bool
+    processes: int
+    workers: int
+    device: str
+
+    family: ClassVar[str] = "imagenet"
+    drop_path: ClassVar[float] = 0.0
+
+    def check(self) -> None:
+        if self.warmup_epochs >= self.epochs:
+            raise PdartsError(
+                f"transfer.warmup_epochs: {self.warmup_epochs} must be less than transfer.epochs "
+                f"({self.epochs})"
+            )
+        _check_processes(self.section, self.batch_size, self.processes)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(Section):
+    """``evaluate``: how test metrics and latency are measured."""
+
+    section: ClassVar[str] = "evaluate"
+    batch_size: int
+    precision: str
+    channels_last: bool
+    latency_batch_sizes: list[int]
+    latency_repeats: int
+    workers: int
+    device: str
+
+
+SECTIONS: dict[str, type[Section]] = {
+    cls.section: cls
+    for cls in (
+        DataSettings,
+        SpaceSettings,
+        SearchSettings,
+        DeriveSettings,
+        TrainSettings,
+        TransferDataSettings,
+        TransferSettings,
+        EvaluateSettings,
+    )
+}
+
+
+def check_stages(params: Mapping[str, Any]) -> None:
+    """The rules of ``search.stages``: unique names, each after the one before, ops never growing."""
+    stages = params["search"]["stages"]
+    names = [stage["name"] for stage in stages]
+    if FIRST_STAGE_AFTER in names or len(set(names)) != len(names):
+        raise PdartsError(f"search.stages: names must be unique and not {FIRST_STAGE_AFTER!r}, got {names}")
+    previous_name, previous_ops = FIRST_STAGE_AFTER, len(params["search"]["space"]["ops"])
+    for index, stage in enumerate(stages):
+        key = f"search.stages[{index}]"
+        if stage["after"] != previous_name:
+            raise PdartsError(
+                f"{key}.after: must be {previous_name!r} (the stage before it), got {stage['after']!r}"
+            )
+        if stage["ops"] > previous_ops:
+            source = "search.space.ops" if index == 0 else f"search.stages[{index - 1}].ops"
+            raise PdartsError(
+                f"{key}.ops: {stage['ops']} is more than the {previous_ops} ops of {source}; "
+                "ops searched must not grow across stages"
+            )
+        previous_name, previous_ops = stage["name"], stage["ops"]
+
+
+def _section(params: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+    node = params
+    for part in section.split("."):
+        node = node[part]
+    return node
+
+
+def check_params(params: Any) -> None:
+    """Checks a whole settings mapping: the schema, the stages, then every section's ``check()``.
+
+    Raises:
+        PdartsError: one line naming the first bad key and what is allowed.
+    """
+    problem = schema_error(params, resolved_schema(), "")
+    if problem:
+        raise PdartsError(problem)
+    check_stages(params)
+    for section, cls in SECTIONS.items():
+        cls.from_dict(_section(params, section))
+
+
+def check_params_file(path) -> None:
+    """Reads and checks a settings file; the error names the file."""
+    params = load_params(path)  # its errors name the file already
+    try:
+        check_params(params)
+    except PdartsError as exc:
+        raise PdartsError(f"{path}: {exc}") from None
