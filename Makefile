@@ -25,8 +25,8 @@ run: setup
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 lint: setup
-	$(BIN)/ruff check pdarts tests
-	$(BIN)/ruff format --check pdarts tests
+	$(BIN)/ruff check pdarts pdarts_bench tests
+	$(BIN)/ruff format --check pdarts pdarts_bench tests
 
 test: lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest

@@ -13,14 +13,14 @@ channels_last (``ONEDNN_VERBOSE=1`` shows the abort right after it). Plain torch
 FactorizedReduce (the skip connection and preprocessing of reduction cells) had exactly that shape
 in a C=2 supernet on batches of 3. It now subsamples its input and runs stride-1 1x1 convs, which is
 bit-identical and never calls the strided kernel; before that, the pdarts form below aborted with
-"double free or corruption" at batches of 3 and 5 (tests/test_search_speed.py keeps it fixed).
+"double free or corruption" at batches of 3 and 5 (tests/search/test_speed.py keeps it fixed).
 """
 
 import sys
 
 import torch
 
-from pdarts.search.stage import SearchSettings, build_search, search_step
+from pdarts.search.stage import SearchSettings, Stage, build_search, search_step
 from pdarts.search_space import full_candidates
 
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -32,8 +32,8 @@ if "--plain" in sys.argv:
         conv(x).sum().backward()
     print("ok (plain strided 1x1 conv)")
     sys.exit(0)
-settings = SearchSettings(num_cells=2, init_channels=2, channels_last=True)
-p = build_search(full_candidates(["sep_conv_3x3"]), settings, 10, 3, torch.device("cpu"))
+settings = SearchSettings.defaults(init_channels=2, channels_last=True, precision="fp32")
+p = build_search(full_candidates(["sep_conv_3x3"]), settings, Stage("s", 2, 0.0), 10, 3, torch.device("cpu"))
 p.model.train()
 for _ in range(3):
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))

@@ -2,18 +2,19 @@
 
     python benchmarks/train_step.py [--steps 5] [--threads 2] [--out results.json]
 
-A shortcut for ``pdarts bench`` (pdarts/bench.py) on the training configurations: the CIFAR and
-ImageNet PDARTS networks and the default run's network, each in fp32, bf16 and channels_last.
+A shortcut for ``pdarts-bench`` (the ``pdarts_bench`` tool, also ``pdarts bench``) on the training
+configurations: the CIFAR and ImageNet PDARTS networks and the default run's network, each in fp32,
+bf16 and channels_last.
 """
 
 from __future__ import annotations
 
 import sys
 
-from pdarts.cli import main
+from pdarts_bench.cli import main
 
 CONFIGS = ["cifar-train-b32", "imagenet-train-b8", "digits-train-b64"]
 MODES = ["fp32", "bf16", "channels_last", "bf16+channels_last"]
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "--configs", *CONFIGS, "--modes", *MODES, *sys.argv[1:]]))
+    sys.exit(main(["--configs", *CONFIGS, "--modes", *MODES, *sys.argv[1:]]))

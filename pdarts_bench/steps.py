@@ -1,0 +1,129 @@
+"""One search step or one training step of a configuration, built from the library's public API.
+
+A search step is the real ``search_step`` (an architecture update, then a weight update) on a
+supernet built by ``build_search``, as a search stage builds it; a training step is the real
+``train_epoch`` on one batch (auxiliary loss, clipping, SGD). Inputs are random tensors already on
+the device: the data path is not timed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .configs import BenchConfig
+
+__all__ = ["build_step", "make_search_step", "make_train_step", "random_batch", "search_settings"]
+
+Step = tuple[Callable[[], Any], dict[str, Any]]  # the step, and the settings in effect
+
+
+def random_batch(config: BenchConfig, device, seed: int):
+    """A batch of random images and labels of the configuration's shape, on ``device``."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    shape = (config.batch_size, config.in_channels, config.image_size, config.image_size)
+    images = torch.randn(shape, generator=generator)
+    target = torch.randint(0, config.num_classes, (config.batch_size,), generator=generator)
+    return images.to(device), target.to(device)
+
+
+def search_settings(config: BenchConfig, settings: dict[str, Any]):
+    """The search settings and the stage of a configuration (the paper's values otherwise; fp32 and
+    contiguous unless the mode says otherwise)."""
+    from pdarts.settings import SearchSettings, Stage
+
+    mode = {"precision": "fp32", "channels_last": False, **settings}
+    common = SearchSettings.defaults(init_channels=config.init_channels, **mode)
+    return common, Stage(config.name, config.num_cells, config.skip_dropout)
+
+
+def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
+    """One step of a search stage: an architecture update, then a weight update."""
+    import torch
+
+    from pdarts.search.stage import build_search, search_step
+    from pdarts.search_space import full_candidates
+
+    common, stage = search_settings(config, settings)
+    weight_batch, arch_batch = random_batch(config, device, 1), random_batch(config, device, 2)
+    torch.manual_seed(0)
+    model, weight_optimizer, alpha_optimizer, precision = build_search(
+        full_candidates(config.ops),
+        common,
+        stage,
+        config.num_classes,
+        config.in_channels,
+        device,
+        example=weight_batch[0],
+    )
+    model.set_skip_dropout(config.skip_dropout)
+    model.train()
+    scaler = precision.grad_scaler()
+
+    def step():
+        return search_step(
+            model,
+            weight_batch,
+            arch_batch,
+            weight_optimizer,
+            alpha_optimizer,
+            common.grad_clip,
+            precision,
+            scaler,
+        )
+
+    effective = {
+        "precision": precision.name,
+        "channels_last": precision.channels_last,
+        "compile": model.cells_compiled,
+    }
+    return step, effective
+
+
+def _network(config: BenchConfig):
+    """The evaluation network of a training configuration, with the PDARTS genotype."""
+    from pdarts.genotype import GENOTYPES
+    from pdarts.networks import CifarNetwork, ImageNetNetwork
+
+    genotype = GENOTYPES["PDARTS"]
+    if config.network == "imagenet":
+        return ImageNetNetwork(genotype, config.num_cells, config.init_channels, config.num_classes)
+    return CifarNetwork(
+        genotype, config.num_cells, config.init_channels, config.num_classes, config.in_channels
+    )
+
+
+def make_train_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
+    """One training step: ``train_epoch`` on one batch (auxiliary loss, clipping, SGD)."""
+    import torch
+
+    from pdarts.precision import resolve_precision
+    from pdarts.settings import TrainSettings
+    from pdarts.training import train_epoch
+
+    recipe = TrainSettings.defaults()  # the paper's CIFAR recipe
+    precision = resolve_precision(settings["precision"], device, settings["channels_last"])
+    torch.manual_seed(0)
+    network = precision.prepare(_network(config).to(device))
+    optimizer = torch.optim.SGD(
+        network.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    model = torch.compile(network) if settings["compile"] else network
+    batch = [random_batch(config, device, 1)]
+    scaler = precision.grad_scaler()
+
+    def step():
+        return train_epoch(
+            model, batch, optimizer, device, recipe.auxiliary_weight, recipe.grad_clip, precision=precision,
+            scaler=scaler,
+        )  # fmt: skip
+
+    return step, {"precision": precision.name, "channels_last": precision.channels_last}
+
+
+def build_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
+    """The step of a configuration, by its kind, and the settings in effect."""
+    build = make_search_step if config.kind == "search" else make_train_step
+    return build(config, settings, device)
