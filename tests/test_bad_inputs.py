@@ -30,13 +30,26 @@ import pytest
 import torch
 import yaml
 
+from pdarts.checkpoints import load_model_file
 from pdarts.cli import build_parser
-from pdarts.cli._common import load_checkpoint
 from pdarts.genotype import GENOTYPES, genotype_to_dict
 
-from .test_cli_derive import _alphas
-from .test_cli_steps import SEARCH_OUTS, SMOKE, TRAIN_OUTS, _flags, _outs, _search_args, _train_args
-from .test_data import _break_truncate, _corrupt_jpeg, _MakesAFolder, _rewrite_batch, _save, _write_cifar
+from .helpers import (
+    SEARCH_OUTS,
+    SMOKE,
+    TRAIN_OUTS,
+    MakesAFolder,
+    alphas,
+    break_truncate,
+    corrupt_jpeg,
+    flags,
+    outs,
+    rewrite_batch,
+    save,
+    search_args,
+    train_args,
+    write_cifar,
+)
 
 GOOD = Path("{good}")  # the shared folder of good inputs, filled in when a case runs
 OUT = "out"  # every case's artifact is OUT or a file under it, relative to the case's folder
@@ -107,7 +120,7 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
 
 
 def _alphas_with(change: Callable[[dict], object]) -> dict:
-    data = _alphas()
+    data = alphas()
     change(data)
     return data
 
@@ -127,7 +140,7 @@ def _cifar(damage: Callable[[Path], object]) -> Setup:
     """A tiny CIFAR-10 in torchvision's layout at ``data/``, then ``damage(its folder)``."""
 
     def setup(folder: Path, good: Path) -> None:
-        _write_cifar(folder / "data", "cifar10")
+        write_cifar(folder / "data", "cifar10")
         damage(folder / "data" / "cifar-10-batches-py")
 
     return setup
@@ -135,11 +148,11 @@ def _cifar(damage: Callable[[Path], object]) -> Setup:
 
 def _write_tree(root: Path) -> None:
     """An image folder: train/{cat,dog}, val/{cat,dog}, JPEG and PNG."""
-    _save(root / "train" / "cat" / "a.jpg", (24, 20), seed=1)
-    _save(root / "train" / "cat" / "b.png", (10, 12), mode="L", seed=2)
-    _save(root / "train" / "dog" / "c.jpg", (20, 20), seed=3)
-    _save(root / "val" / "cat" / "d.png", (16, 16), seed=4)
-    _save(root / "val" / "dog" / "e.jpg", (16, 16), seed=5)
+    save(root / "train" / "cat" / "a.jpg", (24, 20), seed=1)
+    save(root / "train" / "cat" / "b.png", (10, 12), mode="L", seed=2)
+    save(root / "train" / "dog" / "c.jpg", (20, 20), seed=3)
+    save(root / "val" / "cat" / "d.png", (16, 16), seed=4)
+    save(root / "val" / "dog" / "e.jpg", (16, 16), seed=5)
 
 
 def _images(damage: Callable[[Path], object]) -> Setup:
@@ -156,7 +169,7 @@ def _model(change: Callable[[dict], object]) -> Setup:
     """``model.pt``: the good trained model file, loaded, changed and saved again."""
 
     def setup(folder: Path, good: Path) -> None:
-        payload = load_checkpoint(good / "train" / "model.pt")  # as evaluate reads it
+        payload = load_model_file(good / "train" / "model.pt")  # as evaluate reads it
         change(payload)
         torch.save(payload, folder / "model.pt")
 
@@ -189,7 +202,7 @@ def _checkpoint(step: str, change: Callable[[dict], object] | None = None, trunc
         real = good / step / "checkpoint.pt"
         if not real.exists():
             argv = [str(arg).format(good=good) for arg in STEPS[step]]
-            _command(*argv, *_outs(good / step, *OUTPUTS[step]), "--checkpoint", real, "--keep-checkpoint")
+            _command(*argv, *outs(good / step, *OUTPUTS[step]), "--checkpoint", real, "--keep-checkpoint")
         path = folder / "checkpoint.pt"
         if change is None:
             shutil.copy(real, path)
@@ -210,9 +223,9 @@ def _resize_first(state_dict: dict) -> None:
 
 def _changed_cifar(folder: Path, good: Path) -> None:
     """CIFAR prepared by the real prepare-data, then one batch replaced by other valid pixels."""
-    _write_cifar(folder / "data", "cifar10")
-    _command("prepare-data", *_flags(_cifar_settings(folder / "data")), "--out", folder / "dataset.json")
-    _rewrite_batch(folder / "data" / "cifar-10-batches-py", data=np.full((3, 3072), 7, np.uint8))
+    write_cifar(folder / "data", "cifar10")
+    _command("prepare-data", *flags(_cifar_settings(folder / "data")), "--out", folder / "dataset.json")
+    rewrite_batch(folder / "data" / "cifar-10-batches-py", data=np.full((3, 3072), 7, np.uint8))
 
 
 def _command(*argv: object) -> None:
@@ -238,15 +251,15 @@ def _command(*argv: object) -> None:
 
 CHECK = ("check-params", "params.yaml", "--out", f"{OUT}/params.ok")
 # stage s1, 2 cells, skip dropout 0, on the tiny CIFAR (the digits would import scikit-learn: 1-2 s more)
-SEARCH = [*_search_args(GOOD, GOOD / "candidates.json", OUT), "--data", GOOD / "cifar.json"]
-TRAIN = _train_args(GOOD, GOOD / "genotype.json", OUT)
+SEARCH = [*search_args(GOOD, GOOD / "candidates.json", OUT), "--data", GOOD / "cifar.json"]
+TRAIN = train_args(GOOD, GOOD / "genotype.json", OUT)
 STEPS = {"search": SEARCH, "train": TRAIN}  # the steps whose real checkpoints the cases break
 OUTPUTS = {"search": SEARCH_OUTS, "train": TRAIN_OUTS}
 EVALUATE = (
     "evaluate",
     "--data",
     GOOD / "dataset.json",
-    *_flags(SMOKE["evaluate"]),
+    *flags(SMOKE["evaluate"]),
     "--out",
     f"{OUT}/eval.json",
 )
@@ -261,12 +274,12 @@ DERIVE = (
     "--all-caps",
     f"{OUT}/caps.json",
 )
-PREPARE_CIFAR = ("prepare-data", *_flags(_cifar_settings("data")), "--out", f"{OUT}/dataset.json")
+PREPARE_CIFAR = ("prepare-data", *flags(_cifar_settings("data")), "--out", f"{OUT}/dataset.json")
 PREPARE_IMAGES = ("prepare-transfer", "--dataset", "imagefolder", "--root", "images", "--out", OUT)
 
 
 def _train_with(genotype: str) -> list[object]:
-    return _train_args(GOOD, genotype, OUT)
+    return train_args(GOOD, genotype, OUT)
 
 
 def _derive_alphas(change: Callable[[dict], object]) -> Setup:
@@ -439,10 +452,10 @@ CASES = [
             GOOD / "genotype.json",
             "--data",
             GOOD / "transfer" / "manifest.json",
-            *_flags(SMOKE["transfer"]),
+            *flags(SMOKE["transfer"]),
             "--init_channels",
             5,
-            *_outs(OUT, *TRAIN_OUTS),
+            *outs(OUT, *TRAIN_OUTS),
         ],
         ["transfer.init_channels: 5 is not a multiple of 2"],
     ),
@@ -534,7 +547,7 @@ CASES = [
         "cifar-truncated-batch",
         PREPARE_CIFAR,
         ["data_batch_3 is truncated or not a CIFAR pickle batch", CIFAR_FIX],
-        _cifar(_break_truncate),
+        _cifar(break_truncate),
     ),
     Case(
         "cifar-batch-not-a-pickle",
@@ -560,13 +573,13 @@ CASES = [
             "expected a uint8 array of shape (N, 3072)",
             CIFAR_FIX,
         ],
-        _cifar(lambda f: _rewrite_batch(f, data=np.zeros((3, 1024), np.uint8))),
+        _cifar(lambda f: rewrite_batch(f, data=np.zeros((3, 1024), np.uint8))),
     ),
     Case(
         "cifar-label-out-of-range",
         PREPARE_CIFAR,
         ["data_batch_3: label 10 is out of range 0..9 for CIFAR-10", CIFAR_FIX],
-        _cifar(lambda f: _rewrite_batch(f, labels=[0, 10, 1])),
+        _cifar(lambda f: rewrite_batch(f, labels=[0, 10, 1])),
     ),
     Case(
         "cifar-batch-that-runs-code",
@@ -574,7 +587,7 @@ CASES = [
         ["data_batch_3 is not a CIFAR pickle batch: it references posix.mkdir", CIFAR_FIX],
         _cifar(
             lambda f: (f / "data_batch_3").write_bytes(
-                pickle.dumps(_MakesAFolder(f.parent / "pwned"), protocol=2)
+                pickle.dumps(MakesAFolder(f.parent / "pwned"), protocol=2)
             )
         ),
     ),
@@ -589,13 +602,13 @@ CASES = [
         "images-empty-class-folder",
         PREPARE_IMAGES,
         ["images/train/bird has no images", "remove the folder or add images"],
-        _images(lambda r: ((r / "train" / "bird").mkdir(), _save(r / "val" / "bird" / "f.png", (8, 8)))),
+        _images(lambda r: ((r / "train" / "bird").mkdir(), save(r / "val" / "bird" / "f.png", (8, 8)))),
     ),
     Case(
         "images-corrupt-jpeg",
         PREPARE_IMAGES,
         ["images/train/cat/a.jpg is not a readable image (truncated or corrupt", "replace or delete it"],
-        _images(_corrupt_jpeg),
+        _images(corrupt_jpeg),
         earlier=("transfer", OUT),
     ),
     Case(
@@ -629,14 +642,14 @@ CASES = [
             GOOD / "genotype.json",
             "--data",
             GOOD / "dataset.json",
-            *_flags(SMOKE["transfer"]),
-            *_outs(OUT, *TRAIN_OUTS),
+            *flags(SMOKE["transfer"]),
+            *outs(OUT, *TRAIN_OUTS),
         ],
         ["dataset.json is not a", "imagefolder data manifest"],
     ),
     Case(
         "train-manifest-without-fields",
-        _train_args(Path("."), GOOD / "genotype.json", OUT),
+        train_args(Path("."), GOOD / "genotype.json", OUT),
         ["dataset.json", "rerun the prepare_data step"],
         _json("dataset.json", {"format": "arrays"}),
     ),
@@ -648,7 +661,7 @@ CASES = [
     ),
     Case(
         "search-data-changed-since-prepared",
-        _search_args(Path("."), GOOD / "candidates.json", OUT),
+        search_args(Path("."), GOOD / "candidates.json", OUT),
         ["the cifar10 train data under", "changed since it was prepared", "rerun the prepare_data step"],
         _changed_cifar,
     ),
@@ -700,14 +713,14 @@ CASES = [
         "alphas-NaN",
         DERIVE,
         ["normal edge 0 alpha of 'skip_connect': nan is not a finite number"],
-        _text("alphas.json", json.dumps(_alphas()).replace("0.5", "NaN", 1)),
+        _text("alphas.json", json.dumps(alphas()).replace("0.5", "NaN", 1)),
         earlier=GENOTYPE_EARLIER,
     ),
     Case(
         "alphas-infinite",
         DERIVE,
         ["-inf is not a finite number"],
-        _text("alphas.json", json.dumps(_alphas()).replace("0.5", "-Infinity", 1)),
+        _text("alphas.json", json.dumps(alphas()).replace("0.5", "-Infinity", 1)),
     ),
     Case(
         "alphas-string-value",
@@ -732,17 +745,17 @@ CASES = [
         "prune-alphas-NaN",
         ["prune", "--alphas", "alphas.json", "--keep", 2, "--out", f"{OUT}/candidates.json"],
         ["nan is not a finite number"],
-        _text("alphas.json", json.dumps(_alphas()).replace("0.5", "NaN", 1)),
+        _text("alphas.json", json.dumps(alphas()).replace("0.5", "NaN", 1)),
     ),
     Case(
         "search-candidates-unknown-op",
-        _search_args(GOOD, "candidates.json", OUT),
+        search_args(GOOD, "candidates.json", OUT),
         ["candidates.json: normal edge 0: unknown op 'conv_9x9'"],
         _json("candidates.json", {"normal": [["conv_9x9"]] * 14, "reduce": [["skip_connect"]] * 14}),
     ),
     Case(
         "search-candidates-wrong-edge-count",
-        _search_args(GOOD, "candidates.json", OUT),
+        search_args(GOOD, "candidates.json", OUT),
         ["candidates.json: 'reduce' must list 14 edges, got 2"],
         _json("candidates.json", {"normal": [["skip_connect"]] * 14, "reduce": [["skip_connect"]] * 2}),
     ),
@@ -860,7 +873,7 @@ CASES = [
             "GLOBAL posix.mkdir",
             "retrain it",
         ],
-        _torch_file("model.pt", _MakesAFolder(Path("pwned"))),
+        _torch_file("model.pt", MakesAFolder(Path("pwned"))),
         earlier=EVAL_EARLIER,
     ),
     Case(
@@ -970,15 +983,15 @@ def good(tmp_path_factory) -> Path:
     candidates, a trained model (``train/``), a tiny CIFAR-10 and its manifest, an image folder and
     its prepare-transfer output."""
     base = tmp_path_factory.mktemp("good")
-    _command("prepare-data", *_flags(SMOKE["data"]), "--out", base / "dataset.json")
+    _command("prepare-data", *flags(SMOKE["data"]), "--out", base / "dataset.json")
     (base / "genotype.json").write_text(json.dumps(genotype_to_dict(GENOTYPES["PDARTS"])))
-    (base / "alphas.json").write_text(json.dumps(_alphas()))
+    (base / "alphas.json").write_text(json.dumps(alphas()))
     (base / "candidates.json").write_text(
         json.dumps({"normal": [["skip_connect"]] * 14, "reduce": [["skip_connect"]] * 14})
     )
-    _command(*_train_args(base, base / "genotype.json", base / "train"))
-    _write_cifar(base / "data", "cifar10")
-    _command("prepare-data", *_flags(_cifar_settings(base / "data")), "--out", base / "cifar.json")
+    _command(*train_args(base, base / "genotype.json", base / "train"))
+    write_cifar(base / "data", "cifar10")
+    _command("prepare-data", *flags(_cifar_settings(base / "data")), "--out", base / "cifar.json")
     _write_tree(base / "images")
     _command(
         "prepare-transfer", "--dataset", "imagefolder", "--root", base / "images", "--out", base / "transfer"

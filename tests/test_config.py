@@ -1,15 +1,16 @@
 """Settings: every shipped config is valid; bad settings stop with one line naming the key."""
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
-from pdarts.config import check_params, load_params, section_schema
+from pdarts.config import load_params, section_schema
 from pdarts.errors import PdartsError
+from pdarts.settings import check_params
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT
+
 CONFIGS = [ROOT / "params.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]
 
 

@@ -7,7 +7,7 @@ import torch
 from pdarts.config import load_params
 
 from .conftest import ROOT
-from .test_cli_steps import SEARCH_OUTS, TRAIN_OUTS, _flags, _outs
+from .helpers import SEARCH_OUTS, TRAIN_OUTS, flags, outs
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 
@@ -15,7 +15,7 @@ SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 def _train_inputs(tmp_path, run_pdarts):
     """A digits manifest and a genotype."""
     data = tmp_path / "dataset.json"
-    proc = run_pdarts("prepare-data", *_flags(SMOKE["data"]), "--out", data)
+    proc = run_pdarts("prepare-data", *flags(SMOKE["data"]), "--out", data)
     assert proc.returncode == 0, proc.stderr
     genotype = tmp_path / "genotype.json"
     genotype.write_text(
@@ -38,8 +38,8 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     data, genotype = _train_inputs(tmp_path, run_pdarts)
     out = tmp_path / "train"
     resume = ["--checkpoint", tmp_path / "train.pt", "--keep-checkpoint"]
-    train = ["train", "--genotype", genotype, "--data", data, *_flags(SETTINGS), *resume]
-    proc = run_pdarts(*train, *_outs(out, *TRAIN_OUTS))
+    train = ["train", "--genotype", genotype, "--data", data, *flags(SETTINGS), *resume]
+    proc = run_pdarts(*train, *outs(out, *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     # two workers ran, and only rank 0 wrote (one "artifacts written" line, one set of files)
     assert proc.stderr.count("on cpu x 2") == 1
@@ -69,7 +69,7 @@ def test_two_process_training_writes_once_and_agrees(tmp_path, run_pdarts):
     state = torch.load(tmp_path / "train.pt", weights_only=True)["state"]
     assert len(state["rng"]) == 2 and len(state["history"]) == 2
     again = tmp_path / "again"
-    proc = run_pdarts(*train, *_outs(again, *TRAIN_OUTS))
+    proc = run_pdarts(*train, *outs(again, *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("resuming from") == 2  # both processes
     resumed = torch.load(again / "model.pt", weights_only=True)["state_dict"]
@@ -96,16 +96,16 @@ def test_sharded_sampler_splits_each_single_process_batch_between_the_processes(
 def test_two_process_search_stage_writes_once_and_resumes(tmp_path, run_pdarts):
     data, space, candidates = tmp_path / "dataset.json", tmp_path / "space.json", tmp_path / "c.json"
     for args in (
-        ["prepare-data", *_flags(SMOKE["data"]), "--out", data],
-        ["prepare-space", *_flags(SMOKE["search"]["space"]), "--out", space],
+        ["prepare-data", *flags(SMOKE["data"]), "--out", data],
+        ["prepare-space", *flags(SMOKE["search"]["space"]), "--out", space],
         ["prune", "--alphas", space, "--keep", 8, "--out", candidates],
     ):
         assert run_pdarts(*args).returncode == 0
     common = {**SMOKE["search"]["common"], "batch_size": 16, "processes": 2, "device": "cpu"}
     stage = ["search", "--stage", "s1", "--cells", "2", "--skip_dropout", "0.2"]
-    stage += ["--candidates", candidates, "--data", data, *_flags(common)]
+    stage += ["--candidates", candidates, "--data", data, *flags(common)]
     keep = ["--checkpoint", tmp_path / "s1.pt", "--keep-checkpoint"]
-    proc = run_pdarts(*stage, *keep, *_outs(tmp_path / "s1", *SEARCH_OUTS))
+    proc = run_pdarts(*stage, *keep, *outs(tmp_path / "s1", *SEARCH_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("on cpu x 2") == 1 and proc.stderr.count("done in") == 1
     assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == [
@@ -116,7 +116,7 @@ def test_two_process_search_stage_writes_once_and_resumes(tmp_path, run_pdarts):
     state = torch.load(tmp_path / "s1.pt", weights_only=True)["state"]
     assert len(state["rng"]) == 2 and len(state["history"]) == common["epochs"]
     # A rerun resumes (nothing left to do) in both processes and writes the same alphas.
-    proc = run_pdarts(*stage, *keep, *_outs(tmp_path / "again", *SEARCH_OUTS))
+    proc = run_pdarts(*stage, *keep, *outs(tmp_path / "again", *SEARCH_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "again" / "alphas.json").read_bytes() == (tmp_path / "s1" / "alphas.json").read_bytes()
 
@@ -126,8 +126,8 @@ def test_two_process_training_writes_one_run_record(tmp_path, run_pdarts):
     data, genotype = _train_inputs(tmp_path, run_pdarts)
     log = tmp_path / "logs" / "train.log"
     settings = {**SETTINGS, "epochs": 1}
-    train = ["train", "--genotype", genotype, "--data", data, *_flags(settings)]
-    proc = run_pdarts("--log", log, *train, *_outs(tmp_path / "train", *TRAIN_OUTS))
+    train = ["train", "--genotype", genotype, "--data", data, *flags(settings)]
+    proc = run_pdarts("--log", log, *train, *outs(tmp_path / "train", *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     # one run record: neither the torchrun launcher nor rank 1 writes one
     assert sorted(p.name for p in log.parent.iterdir()) == ["train.json", "train.log"]

@@ -8,8 +8,18 @@ from pdarts.layers import DropPath, drop_path
 from pdarts.networks import CifarNetwork, EvalCell, ImageNetNetwork
 from pdarts.networks.heads import AuxiliaryPool
 from pdarts.profile import count_macs, count_parameters
+from pdarts.settings import schema_defaults
 
 PDARTS = GENOTYPES["PDARTS"]
+# The paper's networks: the schema's defaults of the train and transfer sections.
+PAPER_CIFAR = {
+    "num_cells": schema_defaults("train")["cells"],
+    "init_channels": schema_defaults("train")["init_channels"],
+}
+PAPER_IMAGENET = {
+    "num_cells": schema_defaults("transfer")["cells"],
+    "init_channels": schema_defaults("transfer")["init_channels"],
+}
 
 
 def small_cifar(**kwargs) -> CifarNetwork:
@@ -20,7 +30,7 @@ def small_cifar(**kwargs) -> CifarNetwork:
 @pytest.mark.parametrize(
     ("genotype", "channels", "num_classes", "expected"),
     [
-        ("PDARTS", 36, 10, 3_433_798),  # PDARTS.md section 6 (paper: 3.4M)
+        ("PDARTS", 36, 10, 3_433_798),  # docs/algorithm.md#cifar-evaluation-network (paper: 3.4M)
         ("PDARTS", 64, 10, 10_521_802),  # the "large" setting (paper: 10.5M)
         ("DARTS_V2", 36, 10, 3_349_342),  # the DARTS paper's 3.3M, as DARTS's own code counts it
     ],
@@ -31,25 +41,25 @@ def test_cifar_parameter_counts_match_the_papers(genotype, channels, num_classes
 
 
 def test_cifar_auxiliary_head_has_darts_parameters():
-    net = CifarNetwork(PDARTS)
+    net = CifarNetwork(PDARTS, **PAPER_CIFAR)
     c_aux = 4 * 4 * 36  # output of cell 2L//3, the second reduction cell (C doubled twice, 4 nodes)
     darts_head = c_aux * 128 + 2 * 128 + 128 * 768 * 2 * 2 + 2 * 768 + 768 * 10 + 10
     assert count_parameters(net, exclude_auxiliary=False) - count_parameters(net) == darts_head
-    no_head = CifarNetwork(PDARTS, auxiliary=False)
+    no_head = CifarNetwork(PDARTS, **PAPER_CIFAR, auxiliary=False)
     assert no_head.auxiliary_head is None
     assert count_parameters(no_head, exclude_auxiliary=False) == count_parameters(net) == 3_433_798
 
 
 @pytest.mark.parametrize(("genotype", "expected"), [("PDARTS", 4_944_352), ("DARTS_V2", 4_718_752)])
 def test_imagenet_parameter_counts_match_the_papers(genotype, expected):
-    # PDARTS: PDARTS.md section 6 (4.9M); DARTS_V2: the DARTS paper's 4.7M.
-    assert count_parameters(ImageNetNetwork(GENOTYPES[genotype])) == expected
+    # PDARTS: docs/algorithm.md#imagenet-transfer-network (4.9M); DARTS_V2: the DARTS paper's 4.7M.
+    assert count_parameters(ImageNetNetwork(GENOTYPES[genotype], **PAPER_IMAGENET)) == expected
 
 
 def test_imagenet_is_in_the_mobile_setting():
-    net = ImageNetNetwork(PDARTS).train()
+    net = ImageNetNetwork(PDARTS, **PAPER_IMAGENET).train()
     macs = count_macs(net, (3, 224, 224))
-    # flop_counter gives about 543M where the paper reports 557M (WORKFLOW-NOTES.md).
+    # flop_counter gives about 543M where the paper reports 557M (docs/algorithm.md#evaluation-metrics).
     assert 530e6 < macs < 600e6
     assert net.training  # count_macs runs in eval mode and restores the mode
 
@@ -106,7 +116,7 @@ def test_imagenet_first_cell_reduces_the_stems_first_output():
     assert type(net.cells[0].preprocess0).__name__ == "FactorizedReduce"
     assert type(net.cells[1].preprocess0).__name__ == "ReLUConvBN"
     with pytest.raises(ValueError, match="even"):
-        ImageNetNetwork(PDARTS, init_channels=7)
+        ImageNetNetwork(PDARTS, num_cells=5, init_channels=7)
 
 
 def test_auxiliary_head_runs_only_in_training():

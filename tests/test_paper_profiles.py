@@ -1,15 +1,15 @@
-"""The paper's profiles build their networks at full size with the paper's sizes (PDARTS.md section 6)."""
-
-from pathlib import Path
+"""The paper's profiles build their networks at full size (docs/algorithm.md#evaluation-networks)."""
 
 import pytest
 
-from pdarts.config import check_params, load_params
+from pdarts.config import load_params
 from pdarts.genotype import GENOTYPES
 from pdarts.networks import CifarNetwork, ImageNetNetwork
 from pdarts.profile import count_macs, count_parameters
+from pdarts.settings import check_params
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT
+
 PDARTS = GENOTYPES["PDARTS"]
 # Parameters of the PDARTS genotype's networks, auxiliary head excluded.
 CIFAR_PARAMS = {"cifar10": 3_433_798, "cifar100": 3_485_728}

@@ -1,11 +1,11 @@
 """The Snakemake profiles: the SLURM one declares the GPUs of the training rules, for rules that exist."""
 
 import re
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT
+
 PROFILES = ROOT / "workflow" / "profiles"
 
 

@@ -19,7 +19,7 @@ from pdarts.config import load_params
 from pdarts.genotype import GENOTYPES, genotype_to_dict
 
 from .conftest import ROOT
-from .test_cli_steps import SEARCH_OUTS, TRAIN_OUTS, _flags, _outs
+from .helpers import SEARCH_OUTS, TRAIN_OUTS, flags, outs
 
 SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 COMMON = {**SMOKE["search"]["common"], "epochs": 6, "warmup_epochs": 2, "init_channels": 4}
@@ -31,8 +31,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 def inputs(tmp_path_factory):
     base = tmp_path_factory.mktemp("resume")
     for args in (
-        ["prepare-data", *_flags(SMOKE["data"]), "--out", base / "dataset.json"],
-        ["prepare-space", *_flags(SMOKE["search"]["space"]), "--out", base / "space.json"],
+        ["prepare-data", *flags(SMOKE["data"]), "--out", base / "dataset.json"],
+        ["prepare-space", *flags(SMOKE["search"]["space"]), "--out", base / "space.json"],
         ["prune", "--alphas", base / "space.json", "--keep", 8, "--out", base / "candidates.json"],
     ):
         proc = subprocess.run(
@@ -47,16 +47,16 @@ def _search(inputs, out, checkpoint, *extra):
     return [
         *("pdarts", "--log", f"{out}.log", "search", "--stage", "s1", "--cells", "3"),
         *("--skip_dropout", "0.3", "--candidates", inputs / "candidates.json"),
-        *("--data", inputs / "dataset.json", *_flags(COMMON), *extra),
-        *("--checkpoint", checkpoint, *_outs(out, *SEARCH_OUTS)),
+        *("--data", inputs / "dataset.json", *flags(COMMON), *extra),
+        *("--checkpoint", checkpoint, *outs(out, *SEARCH_OUTS)),
     ]
 
 
 def _train(inputs, out, checkpoint, *extra):
     return [
         *("pdarts", "--log", f"{out}.log", "train", "--genotype", inputs / "genotype.json"),
-        *("--data", inputs / "dataset.json", *_flags(TRAIN), *extra),
-        *("--checkpoint", checkpoint, *_outs(out, *TRAIN_OUTS)),
+        *("--data", inputs / "dataset.json", *flags(TRAIN), *extra),
+        *("--checkpoint", checkpoint, *outs(out, *TRAIN_OUTS)),
     ]
 
 
@@ -148,9 +148,9 @@ def test_keep_checkpoint_keeps_it_and_a_rerun_with_other_settings_refuses_it(inp
 
 def test_checkpoint_of_other_settings_or_truncated_is_refused(inputs, tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
-    from pdarts.cli._common import checkpoint_saver
+    from pdarts.checkpoints import CheckpointSaver
 
-    checkpoint_saver(checkpoint, "something else")({"history": []})
+    CheckpointSaver(checkpoint, "something else")({"history": []})
     proc = _run(_search(inputs, tmp_path / "c", checkpoint))
     assert proc.returncode == 2 and "was written for other settings" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()

@@ -1,5 +1,6 @@
 """Epoch loops, schedules and precision settings of the evaluation networks."""
 
+import copy
 import math
 
 import pytest
@@ -125,7 +126,7 @@ def test_transfer_step_in_each_precision(precision, channels_last):
 
 
 def test_running_out_of_memory_names_the_batch_size_and_the_setting_to_lower():
-    from pdarts.cli._common import oom_hint
+    from pdarts.errors import oom_hint
 
     with pytest.raises(PdartsError, match=r"out of memory at batch size 96 .*lower search.common.batch_size"):
         with oom_hint("search.common.batch_size", 96):
@@ -136,3 +137,30 @@ def test_running_out_of_memory_names_the_batch_size_and_the_setting_to_lower():
     with pytest.raises(RuntimeError, match="an unrelated bug"):  # anything else keeps its traceback
         with oom_hint("train.batch_size", 8):
             raise RuntimeError("an unrelated bug")
+
+
+def _train_network(save_state=None, resume=None, epochs=3):
+    from pdarts.data import ArrayDataset, dataset_info, load_arrays, train_transform
+    from pdarts.genotype import genotype_to_dict
+    from pdarts.settings import TrainSettings
+    from pdarts.training import network_spec, train_network
+
+    images, labels = load_arrays("digits", "", train=True)
+    dataset = ArrayDataset(images[:24], labels[:24], train_transform(dataset_info("digits")))
+    settings = TrainSettings.defaults(
+        cells=3, init_channels=4, epochs=epochs, batch_size=8, precision="fp32", channels_last=False, cutout=0
+    )
+    spec = network_spec(GENOTYPES["PDARTS"], settings, num_classes=10, in_channels=1)
+    assert spec["genotype"] == genotype_to_dict(GENOTYPES["PDARTS"]) and spec["num_cells"] == 3
+    return train_network(spec, settings, dataset, resume=resume, save_state=save_state)
+
+
+def test_train_network_is_deterministic_and_resumes_to_the_same_network():
+    states = []  # as a checkpoint file holds them: copies, not the live tensors
+    whole = _train_network(save_state=lambda state: states.append(copy.deepcopy(state)))
+    assert [epoch["epoch"] for epoch in whole.history] == [0, 1, 2] and len(states) == 3
+    assert whole.history[0]["lr"] == 0.025 and whole.history[-1]["drop_path"] > 0  # the schema's recipe
+    resumed = _train_network(resume=states[0])
+    assert [e["train_loss"] for e in resumed.history] == [e["train_loss"] for e in whole.history]
+    for name, value in whole.network.state_dict().items():
+        assert torch.equal(value, resumed.network.state_dict()[name]), name

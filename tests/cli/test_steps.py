@@ -1,53 +1,17 @@
 """The pipeline's step commands refuse bad input with one line, exit status 2 and no artifact; their
 artifacts depend on the settings and inputs only (what varies goes to the run record beside ``--log``).
 
-(The happy path of every step runs in tests/test_workflow.py, under DVC and Snakemake.)
+(The happy path of every step runs in tests/pipeline/test_workflow.py, under DVC and Snakemake.)
 """
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from pdarts.config import load_params
-
-from .conftest import ROOT
-from .test_data import _save
-
-SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
-
-
-def _flags(section: dict) -> list[str]:
-    words = []
-    for key, value in section.items():
-        if isinstance(value, bool):
-            words.append(f"--{key}" if value else f"--no-{key}")
-        elif isinstance(value, list):
-            words += [f"--{key}", *map(str, value)]
-        else:
-            words += [f"--{key}", str(value)]
-    return words
-
-
-# The artifacts each step writes, one ``--out-NAME PATH`` option apiece, and their usual file names.
-SEARCH_OUTS = ("alphas", "metrics", "history")
-TRAIN_OUTS = ("model", "metrics", "history")  # train and transfer
-OUT_FILES = {
-    "alphas": "alphas.json",
-    "model": "model.pt",
-    "metrics": "metrics.json",
-    "history": "history.json",
-}
-
-
-def _outs(folder, *names: str) -> list:
-    """``--out-NAME folder/FILE`` for each artifact ``name`` (see ``SEARCH_OUTS``, ``TRAIN_OUTS``)."""
-    words = []
-    for name in names:
-        words += [f"--out-{name}", Path(folder) / OUT_FILES[name]]
-    return words
+from ..conftest import ROOT
+from ..helpers import SMOKE, TRAIN_OUTS, flags, outs, save, search_args, train_args
 
 
 def _assert_refused(proc, message, out_paths=()):
@@ -74,8 +38,8 @@ def prepared(tmp_path_factory):
         assert proc.returncode == 0, proc.stderr
         return proc
 
-    run("prepare-data", *_flags(SMOKE["data"]), "--out", "dataset.json")
-    run("prepare-space", *_flags(SMOKE["search"]["space"]), "--out", "space.json")
+    run("prepare-data", *flags(SMOKE["data"]), "--out", "dataset.json")
+    run("prepare-space", *flags(SMOKE["search"]["space"]), "--out", "space.json")
     (base / "genotype.json").write_text(
         json.dumps(
             {
@@ -120,71 +84,40 @@ def test_prune_keeps_all_from_the_space_and_refuses_growth(prepared, run_pdarts,
     _assert_refused(proc, "would keep 9 ops per edge", [tmp_path / "more.json"])
 
 
-def _search_args(prepared, candidates, out, **overrides):
-    common = {**SMOKE["search"]["common"], **overrides}
-    return [
-        "search",
-        "--stage",
-        "s1",
-        "--cells",
-        2,
-        "--skip_dropout",
-        0.0,
-        "--candidates",
-        candidates,
-        "--data",
-        prepared / "dataset.json",
-        *_flags(common),
-        *_outs(out, *SEARCH_OUTS),
-    ]
-
-
 def test_search_refuses_bad_candidates_and_settings(prepared, run_pdarts, tmp_path):
     bad = tmp_path / "candidates.json"
     bad.write_text(json.dumps({"normal": [["conv_9x9"]] * 14, "reduce": [["skip_connect"]] * 14}))
     out = tmp_path / "stage"
-    _assert_refused(run_pdarts(*_search_args(prepared, bad, out)), "unknown op 'conv_9x9'", [out])
+    _assert_refused(run_pdarts(*search_args(prepared, bad, out)), "unknown op 'conv_9x9'", [out])
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"normal": [["skip_connect"]] * 14, "reduce": [["skip_connect"]] * 14}))
     _assert_refused(
-        run_pdarts(*_search_args(prepared, good, out, epochs=0)),
+        run_pdarts(*search_args(prepared, good, out, epochs=0)),
         "search.common.epochs: 0 is less than the minimum of 1",
         [out],
     )
     _assert_refused(
-        run_pdarts(*_search_args(prepared, good, out, weight_lr="fast")),
+        run_pdarts(*search_args(prepared, good, out, weight_lr="fast")),
         "--weight_lr/--weight-lr: invalid float value: 'fast'",
         [out],
     )
     _assert_refused(
-        run_pdarts(*_search_args(prepared, good, out), "--data", good),
+        run_pdarts(*search_args(prepared, good, out), "--data", good),
         "is not an arrays data manifest",
         [out],
     )
 
 
-def _train_args(prepared, genotype, out, **overrides):
-    return [
-        "train",
-        "--genotype",
-        genotype,
-        "--data",
-        prepared / "dataset.json",
-        *_flags({**SMOKE["train"], **overrides}),
-        *_outs(out, *TRAIN_OUTS),
-    ]
-
-
 def test_train_refuses_a_missing_or_bad_genotype(prepared, run_pdarts, tmp_path):
     out = tmp_path / "train"
-    _assert_refused(run_pdarts(*_train_args(prepared, tmp_path / "nope.json", out)), "nope.json", [out])
+    _assert_refused(run_pdarts(*train_args(prepared, tmp_path / "nope.json", out)), "nope.json", [out])
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps({"normal": [], "normal_concat": [2, 3, 4, 5], "reduce": [], "reduce_concat": [2, 3, 4, 5]})
     )
-    _assert_refused(run_pdarts(*_train_args(prepared, bad, out)), "expected 8 [op, input] pairs", [out])
+    _assert_refused(run_pdarts(*train_args(prepared, bad, out)), "expected 8 [op, input] pairs", [out])
     _assert_refused(
-        run_pdarts(*_train_args(prepared, prepared / "genotype.json", out, device="cuda:0")),
+        run_pdarts(*train_args(prepared, prepared / "genotype.json", out, device="cuda:0")),
         "CUDA is not available",
         [out],
     )
@@ -192,13 +125,13 @@ def test_train_refuses_a_missing_or_bad_genotype(prepared, run_pdarts, tmp_path)
 
 def test_train_then_evaluate_and_refuse_a_corrupt_model(prepared, run_pdarts, tmp_path):
     out = tmp_path / "train"
-    proc = run_pdarts(*_train_args(prepared, prepared / "genotype.json", out))
+    proc = run_pdarts(*train_args(prepared, prepared / "genotype.json", out))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "history.json").read_text())
     assert len(history) == SMOKE["train"]["epochs"] and metrics["params"] > 0
     result = tmp_path / "eval.json"
-    evaluate = ["evaluate", "--data", prepared / "dataset.json", *_flags(SMOKE["evaluate"])]
+    evaluate = ["evaluate", "--data", prepared / "dataset.json", *flags(SMOKE["evaluate"])]
     log = tmp_path / "logs" / "evaluate.log"
     proc = run_pdarts("--log", log, *evaluate, "--model", out / "model.pt", "--out", result)
     assert proc.returncode == 0, proc.stderr
@@ -225,7 +158,7 @@ def test_train_twice_writes_byte_identical_artifacts_and_a_run_record(prepared, 
     runs = []
     for name in ("a", "b"):
         log = tmp_path / "logs" / f"{name}.log"
-        args = _train_args(prepared, prepared / "genotype.json", tmp_path / name, **settings)
+        args = train_args(prepared, prepared / "genotype.json", tmp_path / name, **settings)
         proc = run_pdarts("--log", log, *args)
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(log.with_suffix(".json").read_text()))
@@ -252,18 +185,18 @@ def test_transfer_and_evaluate_read_the_prepared_folder(prepared, run_pdarts, tm
     for split, count in (("train", 2), ("val", 1)):
         for label in ("cat", "dog"):
             for i in range(count):
-                _save(tmp_path / "images" / split / label / f"{i}.png", (12, 10), seed=len(split) + i)
+                save(tmp_path / "images" / split / label / f"{i}.png", (12, 10), seed=len(split) + i)
     data = tmp_path / "transfer_data"
     transfer_data = {"dataset": "imagefolder", "root": tmp_path / "images", "verify_images": True}
-    proc = run_pdarts("prepare-transfer", *_flags(transfer_data), "--out", data)
+    proc = run_pdarts("prepare-transfer", *flags(transfer_data), "--out", data)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["format"] == "imagefolder" and (manifest["train"], manifest["val"]) == (4, 2)
     out = tmp_path / "transfer"
     settings = {"epochs": 1, "warmup_epochs": 0, "batch_size": 2, "precision": "fp32", "device": "cpu"}
     settings = {**SMOKE["transfer"], **settings}
-    transfer = ["transfer", "--genotype", prepared / "genotype.json", "--data", data, *_flags(settings)]
-    proc = run_pdarts(*transfer, *_outs(out, *TRAIN_OUTS))
+    transfer = ["transfer", "--genotype", prepared / "genotype.json", "--data", data, *flags(settings)]
+    proc = run_pdarts(*transfer, *outs(out, *TRAIN_OUTS))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["history.json", "metrics.json", "model.pt"]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -271,7 +204,7 @@ def test_transfer_and_evaluate_read_the_prepared_folder(prepared, run_pdarts, tm
         "evaluate",
         "--model",
         out / "model.pt",
-        *_flags(SMOKE["evaluate"]),
+        *flags(SMOKE["evaluate"]),
         "--latency_batch_sizes",
         1,
     ]

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_workflow import clone_repository
+from ..conftest import ROOT
+from ..helpers import clone_repository
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = Path(".github/workflows/pipeline.yml")
 STEP_TIMEOUT = 900  # seconds; a smoke run takes one to two minutes on 2 CPU cores
 TAIL = 6000  # characters of a failed step's output in the failure message

@@ -6,12 +6,10 @@ CIFAR and ImageNet cannot be downloaded here: the tests write tiny files in the 
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import shutil
 import struct
 import urllib.error
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +40,18 @@ from pdarts.data import (
 )
 from pdarts.errors import PdartsError
 
+from ..helpers import (
+    MakesAFolder,
+    break_truncate,
+    corrupt_jpeg,
+    dumps_protocol2,
+    rewrite_batch,
+    save,
+    write_cifar,
+)
+
 # --------------------------------------------------------------------------------------------------
 # CIFAR files in torchvision's python layout
-
-
-def _dumps_protocol2(obj: object) -> bytes:
-    return pickle.dumps(obj, protocol=2)
 
 
 class _Py2Pickler(pickle._Pickler):
@@ -76,57 +80,6 @@ def _dumps_py2(obj: object) -> bytes:
     return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 
-def _write_cifar(
-    root: Path, name: str, dumps: Callable[[object], bytes] = _dumps_protocol2
-) -> dict[bool, tuple[np.ndarray, np.ndarray]]:
-    """Writes a tiny CIFAR-10/100 (3 images per training batch, 4 test images); returns the raw
-    (N, 3072) data and labels of each split, keyed by ``train``."""
-    rng = np.random.default_rng(0)
-    if name == "cifar10":
-        folder, num_classes = root / "cifar-10-batches-py", 10
-        files = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]}
-    else:
-        folder, num_classes = root / "cifar-100-python", 100
-        files = {True: ["train"], False: ["test"]}
-    folder.mkdir(parents=True, exist_ok=True)
-    expected = {}
-    for train, names in files.items():
-        raws, labels = [], []
-        for index, file_name in enumerate(names):
-            count = 3 if train else 4
-            raw = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-            batch_labels = [int(label) for label in rng.integers(0, num_classes, count)]
-            batch_labels[-1] = num_classes - 1  # the largest legal label must pass
-            batch_label = f"training batch {index + 1} of {len(names)}" if train else "testing batch 1 of 1"
-            filenames = [f"{file_name}_{i}.png".encode() for i in range(count)]
-            if name == "cifar10":
-                batch = {b"batch_label": batch_label.encode(), b"labels": batch_labels, b"data": raw}
-                batch[b"filenames"] = filenames
-            else:
-                batch = {b"filenames": filenames, b"batch_label": batch_label.encode()}
-                batch[b"fine_labels"] = batch_labels
-                batch[b"coarse_labels"] = [label // 5 for label in batch_labels]
-                batch[b"data"] = raw
-            (folder / file_name).write_bytes(dumps(batch))
-            raws.append(raw)
-            labels += batch_labels
-        expected[train] = (np.concatenate(raws), np.array(labels))
-    if name == "cifar10":
-        meta = {
-            b"num_cases_per_batch": 3,
-            b"label_names": [f"class{i}".encode() for i in range(10)],
-            b"num_vis": 3072,
-        }
-        (folder / "batches.meta").write_bytes(dumps(meta))
-    else:
-        meta = {
-            b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
-        }
-        (folder / "meta").write_bytes(dumps(meta))
-    return expected
-
-
 def _as_nhwc(raw: np.ndarray) -> np.ndarray:
     # Written out index by index, independent of the reshape in the library.
     images = np.empty((len(raw), 32, 32, 3), dtype=np.uint8)
@@ -138,10 +91,10 @@ def _as_nhwc(raw: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 @pytest.mark.parametrize(
-    "dumps", [_dumps_protocol2, _dumps_py2, pickle.dumps], ids=["py3-proto2", "py2", "default"]
+    "dumps", [dumps_protocol2, _dumps_py2, pickle.dumps], ids=["py3-proto2", "py2", "default"]
 )
 def test_cifar_loads_in_the_real_layout(tmp_path, name, dumps):
-    expected = _write_cifar(tmp_path, name, dumps)
+    expected = write_cifar(tmp_path, name, dumps)
     for train, (raw, labels) in expected.items():
         images, loaded_labels = load_arrays(name, tmp_path, train=train)
         assert images.shape == (len(raw), 32, 32, 3) and images.dtype == np.uint8
@@ -157,34 +110,10 @@ def test_py2_writer_writes_like_python_2():
     assert b"cnumpy.core.multiarray\n_reconstruct\n" in written and b"_codecs" not in written
 
 
-def _rewrite_batch(folder: Path, **changes: object) -> None:
-    path = folder / "data_batch_3"
-    batch = pickle.loads(path.read_bytes(), encoding="bytes")
-    for key, value in changes.items():
-        if value is None:
-            del batch[key.encode()]
-        else:
-            batch[key.encode()] = value
-    path.write_bytes(pickle.dumps(batch, protocol=2))
-
-
-class _MakesAFolder:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.path),))
-
-
-def _break_truncate(folder: Path) -> None:
-    path = folder / "data_batch_3"
-    path.write_bytes(path.read_bytes()[:5000])
-
-
 BAD_CIFAR = {
     "missing batch": ("data_batch_3", "is missing", lambda folder: (folder / "data_batch_3").unlink()),
     "missing meta": ("batches.meta", "is missing", lambda folder: (folder / "batches.meta").unlink()),
-    "truncated batch": ("data_batch_3", "truncated", _break_truncate),
+    "truncated batch": ("data_batch_3", "truncated", break_truncate),
     "pickled list": (
         "data_batch_3",
         "expected a dict, found a list",
@@ -198,32 +127,32 @@ BAD_CIFAR = {
     "wrong data shape": (
         "data_batch_3",
         "(N, 3072)",
-        lambda folder: _rewrite_batch(folder, data=np.zeros((3, 1024), np.uint8)),
+        lambda folder: rewrite_batch(folder, data=np.zeros((3, 1024), np.uint8)),
     ),
     "wrong data dtype": (
         "data_batch_3",
         "float32 array",
-        lambda folder: _rewrite_batch(folder, data=np.zeros((3, 3072), np.float32)),
+        lambda folder: rewrite_batch(folder, data=np.zeros((3, 3072), np.float32)),
     ),
     "label out of range": (
         "data_batch_3",
         "label 10 is out of range 0..9",
-        lambda f: _rewrite_batch(f, labels=[0, 10, 1]),
+        lambda f: rewrite_batch(f, labels=[0, 10, 1]),
     ),
     "negative label": (
         "data_batch_3",
         "label -1 is out of range",
-        lambda f: _rewrite_batch(f, labels=[0, -1, 1]),
+        lambda f: rewrite_batch(f, labels=[0, -1, 1]),
     ),
     "label count": (
         "data_batch_3",
         "2 labels for 3 images",
-        lambda folder: _rewrite_batch(folder, labels=[0, 1]),
+        lambda folder: rewrite_batch(folder, labels=[0, 1]),
     ),
     "missing labels": (
         "data_batch_3",
         "no b'labels' entry",
-        lambda folder: _rewrite_batch(folder, labels=None),
+        lambda folder: rewrite_batch(folder, labels=None),
     ),
     "bad meta": (
         "batches.meta",
@@ -237,7 +166,7 @@ BAD_CIFAR = {
 
 @pytest.mark.parametrize("case", list(BAD_CIFAR))
 def test_bad_cifar_files_are_refused_naming_the_file(tmp_path, case):
-    _write_cifar(tmp_path, "cifar10")
+    write_cifar(tmp_path, "cifar10")
     folder = tmp_path / "cifar-10-batches-py"
     file_name, expected, damage = BAD_CIFAR[case]
     damage(folder)
@@ -255,7 +184,7 @@ def test_missing_cifar_folder_is_refused_with_the_fix(tmp_path):
 
 
 def test_cifar100_label_range_is_checked_against_100_classes(tmp_path):
-    _write_cifar(tmp_path, "cifar100")
+    write_cifar(tmp_path, "cifar100")
     path = tmp_path / "cifar-100-python" / "test"
     batch = pickle.loads(path.read_bytes(), encoding="bytes")
     batch[b"fine_labels"][0] = 100
@@ -266,10 +195,10 @@ def test_cifar100_label_range_is_checked_against_100_classes(tmp_path):
 
 
 def test_pickles_cannot_run_code(tmp_path):
-    _write_cifar(tmp_path, "cifar10")
+    write_cifar(tmp_path, "cifar10")
     target = tmp_path / "created-by-pickle"
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(
-        pickle.dumps(_MakesAFolder(target), protocol=2)
+        pickle.dumps(MakesAFolder(target), protocol=2)
     )
     with pytest.raises(PdartsError, match=r"data_batch_1 is not a CIFAR pickle batch: it references .*mkdir"):
         load_arrays("cifar10", tmp_path, train=True)
@@ -284,7 +213,7 @@ def test_download_fetches_missing_files_with_torchvision(tmp_path, monkeypatch):
 
         def __init__(self, root: str, train: bool, download: bool) -> None:
             calls.append((root, train, download))
-            _write_cifar(Path(root), "cifar10")
+            write_cifar(Path(root), "cifar10")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     images, labels = load_arrays("cifar10", tmp_path, train=False, download=True)
@@ -484,13 +413,13 @@ def test_imagenet_transforms_work_for_tiny_and_large_images():
         out = transform(tiny)
         assert type(out) is torch.Tensor and out.shape == (3, 16, 16) and out.dtype == torch.float32
     grey = Image.new("RGB", (300, 260), (128, 64, 200))
-    evaluated = imagenet_eval_transform()(grey)
+    evaluated = imagenet_eval_transform(224)(grey)
     assert evaluated.shape == (3, 224, 224)
     for channel, value in enumerate((128, 64, 200)):
         expected = (value / 255 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
         assert torch.allclose(evaluated[channel], torch.full((224, 224), expected), atol=1e-4)
-    assert imagenet_eval_transform().transforms[0].size == [256]  # 224 / 0.875
-    jitter = [step for step in imagenet_train_transform().transforms if isinstance(step, v2.ColorJitter)]
+    assert imagenet_eval_transform(224).transforms[0].size == [256]  # 224 / 0.875
+    jitter = [step for step in imagenet_train_transform(224).transforms if isinstance(step, v2.ColorJitter)]
     assert jitter and jitter[0].hue == (-0.2, 0.2) and jitter[0].brightness == (0.6, 1.4)
 
 
@@ -498,23 +427,16 @@ def test_imagenet_transforms_work_for_tiny_and_large_images():
 # Image folders
 
 
-def _save(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    channels = 3 if mode == "RGB" else 1
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-    Image.fromarray(pixels if channels == 3 else pixels[..., 0]).save(path)
-
-
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """train: cat (JPEG + grayscale PNG), dog (JPEG + PNG); val: one image per class; plus hidden clutter."""
     root = tmp_path / "images"
-    _save(root / "train" / "cat" / "a.jpg", (64, 48), seed=1)
-    _save(root / "train" / "cat" / "b.png", (10, 12), mode="L", seed=2)
-    _save(root / "train" / "dog" / "c.jpeg", (20, 20), seed=3)
-    _save(root / "train" / "dog" / "d.png", (8, 8), seed=4)
-    _save(root / "val" / "cat" / "e.jpg", (16, 16), seed=5)
-    _save(root / "val" / "dog" / "f.png", (16, 16), seed=6)
+    save(root / "train" / "cat" / "a.jpg", (64, 48), seed=1)
+    save(root / "train" / "cat" / "b.png", (10, 12), mode="L", seed=2)
+    save(root / "train" / "dog" / "c.jpeg", (20, 20), seed=3)
+    save(root / "train" / "dog" / "d.png", (8, 8), seed=4)
+    save(root / "val" / "cat" / "e.jpg", (16, 16), seed=5)
+    save(root / "val" / "dog" / "f.png", (16, 16), seed=6)
     (root / "train" / "cat" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")  # macOS litter
     (root / "train" / "dog" / "notes.txt").write_text("not an image")
     (root / "train" / ".ipynb_checkpoints").mkdir()
@@ -541,15 +463,9 @@ def test_image_folder_loads_with_transforms(tree):
         image_folder(tree, "val", None)
 
 
-def _corrupt_jpeg(root: Path) -> Path:
-    path = root / "train" / "cat" / "a.jpg"
-    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
-    return path
-
-
 BAD_TREES = {
     "empty class folder": (
-        lambda root: ((root / "train" / "bird").mkdir(), _save(root / "val" / "bird" / "g.png", (8, 8))),
+        lambda root: ((root / "train" / "bird").mkdir(), save(root / "val" / "bird" / "g.png", (8, 8))),
         "images/train/bird has no images",
     ),
     "missing val": (lambda root: shutil.rmtree(root / "val"), "images/val does not exist"),
@@ -561,7 +477,7 @@ BAD_TREES = {
         lambda root: (shutil.rmtree(root / "train" / "dog"), shutil.rmtree(root / "val" / "dog")),
         "images/train has 1 class folder",
     ),
-    "corrupt jpeg": (_corrupt_jpeg, "images/train/cat/a.jpg is not a readable image (truncated or corrupt"),
+    "corrupt jpeg": (corrupt_jpeg, "images/train/cat/a.jpg is not a readable image (truncated or corrupt"),
     "missing root": (lambda root: shutil.rmtree(root), "images does not exist"),
 }
 
@@ -576,7 +492,7 @@ def test_bad_image_folders_are_refused(tree, case):
 
 
 def test_corrupt_image_passes_only_without_verification(tree):
-    _corrupt_jpeg(tree)
+    corrupt_jpeg(tree)
     assert check_image_folder(tree, verify_images=False)["train"] == 4
     with pytest.raises(OSError):  # what a training worker would hit without the check
         image_folder(tree, "train", None)[0]

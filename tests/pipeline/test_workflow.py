@@ -20,161 +20,37 @@ so the two tools compute the same numbers, and two cores are not oversubscribed 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import ROOT
+from ..conftest import ROOT
+from ..helpers import SMOKE_STAGES, Repo
 
 pytestmark = pytest.mark.workflow
 
-SMOKE = ROOT / "configs" / "smoke.yaml"
 GATE, GATE_FILE = "check_params", "results/params.ok"  # DVC's settings gate and its file
 STEP_WORDS = ("prepare", "search", "prune", "derive", "train", "transfer", "evaluate")
 REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate")
 PREPARE = {("prepare_data", None), ("prepare_transfer", None), ("prepare_space", None)}
 # The one lint this project declines: it runs every step from one virtualenv, not per-rule conda envs.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
-COMMAND_TIMEOUT = 1800  # a hang guard: a smoke run takes 1-2 min, 10x that on a loaded machine
 # CPU priority: DVC's chain of one-at-a-time steps is the longest path of this file; the Snakemake
 # sequence and the dry runs (which run beside it) use the CPU it leaves.
 SMK_NICENESS = DRY_NICENESS = 10
-SMOKE_STAGES = [stage["name"] for stage in yaml.safe_load(SMOKE.read_text())["search"]["stages"]]
-CAPTURED = [
-    "params.yaml",
-    "dvc.lock",
-    "results/derive/genotype.json",
-    "results/derive/genotypes.json",
-    "results/train/history.json",
-    "results/evaluate/train.json",
-    "results/evaluate/transfer.json",
-    *[f"results/search/{name}/history.json" for name in SMOKE_STAGES],
-]
 
 
 # --------------------------------------------------------------------------------------------------
 # Temporary repositories and commands
-
-
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["OMP_NUM_THREADS"] = "1"
-    for name in ("SNAKEMAKE_PROFILE", "GIT_DIR", "GIT_WORK_TREE"):
-        env.pop(name, None)
-    return env
-
-
-def clone_repository(path: Path) -> None:
-    """A real ``git clone`` of this repository (its committed baseline of results included), with the
-    working tree's uncommitted changes and new files committed on top, so that it holds the code under
-    test exactly as a fresh clone of it would once committed."""
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(path)], check=True, env=tool_env())
-    diff = subprocess.run(
-        ["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], check=True, capture_output=True, env=tool_env()
-    ).stdout
-    if diff:
-        subprocess.run(["git", "-C", str(path), "apply", "--binary"], input=diff, check=True, env=tool_env())
-    untracked = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "--others", "--exclude-standard", "-z"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-    ).stdout
-    for name in filter(None, untracked.split("\0")):
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, path / name)
-
-
-class Repo:
-    """A real clone of this repository (see ``clone_repository``) with a params.yaml of the tests'."""
-
-    def __init__(self, path: Path, params: Path = SMOKE, niceness: int = 0) -> None:
-        self.path = path
-        self.env = tool_env()
-        self.niceness = niceness
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clone_repository(path)
-        shutil.copy2(params, path / "params.yaml")
-        self.git("config", "user.name", "pdarts tests")
-        self.git("config", "user.email", "tests@pdarts.invalid")
-        self.git("config", "commit.gpgsign", "false")
-        self.git("add", "-A")
-        self.git("commit", "-q", "--allow-empty", "-m", "the code under test, on the test's settings")
-
-    def git(self, *args: str) -> None:
-        self.run("git", *args)
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Runs a command in the repo; stdout and stderr together in ``.stdout``."""
-        proc = subprocess.run(
-            ["nice", "-n", str(self.niceness), *args] if self.niceness else list(args),
-            cwd=self.path,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
-        if check and proc.returncode != 0:
-            pytest.fail(f"`{shlex.join(args)}` exited {proc.returncode}:\n{proc.stdout[-6000:]}{self.logs()}")
-        return proc
-
-    def logs(self) -> str:
-        """The tail of every step log, for failure messages."""
-        parts = []
-        for log in sorted((self.path / "logs").rglob("*.log")):
-            text = log.read_text(errors="replace").strip().splitlines()[-15:]
-            parts.append(f"\n--- {log.relative_to(self.path)}:\n" + "\n".join(text))
-        return "".join(parts)
-
-    @property
-    def params(self) -> dict:
-        return yaml.safe_load((self.path / "params.yaml").read_text())
-
-    @params.setter
-    def params(self, value: dict) -> None:
-        (self.path / "params.yaml").write_text(yaml.safe_dump(value, sort_keys=False))
-
-    def json(self, relpath: str):
-        return json.loads((self.path / relpath).read_text())
-
-    def capture(self) -> dict[str, object]:
-        """The CAPTURED files that exist, parsed (tests read these, not the repo a later step changes)."""
-        files = {}
-        for relpath in CAPTURED:
-            path = self.path / relpath
-            if path.is_file():
-                text = path.read_text()
-                files[relpath] = json.loads(text) if relpath.endswith(".json") else yaml.safe_load(text)
-        return files
-
-    def snapshot(self) -> dict[str, str]:
-        """Content hash of every file under results/."""
-        root = self.path / "results"
-        if not root.exists():
-            return {}
-        return {
-            str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file()
-        }
 
 
 def changed_under(path: str, before: dict[str, str], after: dict[str, str]) -> bool:
@@ -403,7 +279,7 @@ BAD_OVERRIDES = [
 
 def settings_cases() -> list:
     """The bad settings files of the bad-input table (the cases that `pdarts check-params` refuses)."""
-    from .test_bad_inputs import CASES, CHECK
+    from ..test_bad_inputs import CASES, CHECK
 
     return [case for case in CASES if tuple(case.argv) == CHECK]
 

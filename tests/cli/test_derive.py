@@ -3,35 +3,13 @@
 import json
 
 from pdarts.genotype import load_genotype
-from pdarts.search_space import EDGES
 
-OPS = ["skip_connect", "sep_conv_3x3", "dil_conv_3x3"]
-
-
-def _edge(i: int) -> dict:
-    node, source = EDGES[i]
-    # sep_conv_3x3 always wins; skip is second; extra keys are allowed.
-    return {
-        "ops": OPS,
-        "alpha": [0.5, 1.0 + 0.01 * i, 0.0],
-        "weights": [0.3, 0.5, 0.2],
-        "source": source,
-        "target": node + 2,
-    }
-
-
-def _alphas() -> dict:
-    return {
-        "normal": [_edge(i) for i in range(14)],
-        "reduce": [_edge(i) for i in range(14)],
-        "stage": 3,
-        "cells": 17,
-    }
+from .. import helpers
 
 
 def test_writes_genotype_and_all_caps(tmp_path, run_pdarts):
     alphas, out, caps = tmp_path / "alphas.json", tmp_path / "sub" / "genotype.json", tmp_path / "caps.json"
-    alphas.write_text(json.dumps(_alphas()))
+    alphas.write_text(json.dumps(helpers.alphas()))
     proc = run_pdarts("derive", "--alphas", alphas, "--max-skip", 2, "--out", out, "--all-caps", caps)
     assert proc.returncode == 0, proc.stderr
     genotype = load_genotype(out)

@@ -1,7 +1,7 @@
 """``pdarts bench`` on its smoke configurations writes complete, well-formed results.
 
 Not a timing test: the numbers only have to be there and positive. ``compile`` is left out of the
-modes run here (compiling takes minutes on a CPU); its fallback is tested in test_search_speed.py.
+modes run here (compiling takes minutes on a CPU); its fallback is tested in tests/search/test_speed.py.
 """
 
 import json

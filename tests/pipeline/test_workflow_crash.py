@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from .test_workflow import Repo
+from ..helpers import Repo
 
 pytestmark = pytest.mark.workflow
 

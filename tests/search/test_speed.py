@@ -14,11 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from pdarts.search.pruning import prune_candidates
-from pdarts.search.stage import SearchSettings, StageResult, build_search, run_search_stage
+from pdarts.search.stage import SearchSettings, Stage, StageResult, build_search, run_search_stage
 from pdarts.search_space import full_candidates
 
 CANDIDATES = full_candidates(["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"])
-FP32 = SearchSettings(num_cells=3, epochs=1, warmup_epochs=0, init_channels=4)
+FP32 = SearchSettings.defaults(
+    epochs=1, warmup_epochs=0, init_channels=4, precision="fp32", channels_last=False
+)
+STAGE = Stage("test", cells=3, skip_dropout=0.0)
+DROPOUT = Stage("test", cells=3, skip_dropout=0.3)
 
 
 def _batches(seed: int, n: int = 4, size: int = 16):
@@ -32,11 +36,13 @@ def _batches(seed: int, n: int = 4, size: int = 16):
     return batches
 
 
-def _search(settings: SearchSettings, reverse: bool = False):
+def _search(settings: SearchSettings, reverse: bool = False, stage: Stage = STAGE):
     weight_batches, arch_batches = _batches(1), _batches(2)
     if reverse:
         weight_batches, arch_batches = weight_batches[::-1], arch_batches[::-1]
-    return run_search_stage(CANDIDATES, settings, weight_batches, arch_batches, num_classes=3, in_channels=1)
+    return run_search_stage(
+        CANDIDATES, settings, stage, weight_batches, arch_batches, num_classes=3, in_channels=1
+    )
 
 
 def _alphas(result) -> torch.Tensor:
@@ -66,9 +72,9 @@ def test_checkpoint_cells_gives_the_same_search():
     # Recomputing each cell in the backward pass replays its dropout masks and normalises with the
     # same batch statistics: the same numbers in the same order, so equality is exact (including the
     # weights and BatchNorm running statistics, which the recomputation must not update twice).
-    settings = dataclasses.replace(FP32, skip_dropout=0.3, epochs=2, warmup_epochs=1)
-    plain = _search(settings)
-    checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True))
+    settings = dataclasses.replace(FP32, epochs=2, warmup_epochs=1)
+    plain = _search(settings, stage=DROPOUT)
+    checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True), stage=DROPOUT)
     assert torch.equal(_alphas(plain), _alphas(checkpointed))
     for name, value in plain.model.state_dict().items():
         assert torch.equal(value, checkpointed.model.state_dict()[name]), name
@@ -84,7 +90,7 @@ def test_channels_last_keeps_the_alphas_and_the_pruning():
     plain = _search(FP32)
     fast = _search(dataclasses.replace(FP32, channels_last=True))
     torch.manual_seed(0)  # as the stage does: the initial alphas
-    initial = build_search(CANDIDATES, FP32, 3, 1, torch.device("cpu")).model.alphas.to_dict()
+    initial = build_search(CANDIDATES, FP32, STAGE, 3, 1, torch.device("cpu")).model.alphas.to_dict()
     assert (_alphas(plain) - _alphas(StageResult(initial))).abs().mean() > 5e-4
     assert (_alphas(fast) - _alphas(plain)).abs().max() < 1e-5
     assert _kept(fast) == _kept(plain)
@@ -92,7 +98,7 @@ def test_channels_last_keeps_the_alphas_and_the_pruning():
 
 def _alpha_gradient(settings: SearchSettings, batch) -> torch.Tensor:
     torch.manual_seed(0)
-    model, _, _, precision = build_search(CANDIDATES, settings, 3, 1, torch.device("cpu"))
+    model, _, _, precision = build_search(CANDIDATES, settings, STAGE, 3, 1, torch.device("cpu"))
     images, target = batch
     with precision.autocast():
         loss = F.cross_entropy(model(precision.inputs(images)).float(), target)
@@ -129,10 +135,8 @@ def test_bf16_changes_the_search_less_than_the_order_of_its_batches():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_fast_settings_together_run_a_stage(precision):
-    settings = dataclasses.replace(
-        FP32, precision=precision, channels_last=True, checkpoint_cells=True, skip_dropout=0.3
-    )
-    result = _search(settings)
+    settings = dataclasses.replace(FP32, precision=precision, channels_last=True, checkpoint_cells=True)
+    result = _search(settings, stage=DROPOUT)
     assert torch.isfinite(_alphas(result)).all()
     assert result.history[-1]["arch_loss"] > 0
 
@@ -188,13 +192,13 @@ def test_mixed_op_with_one_shared_relu_equals_the_plain_weighted_sum(stride):
 
 _SMALL_CHANNELS_LAST_STEPS = """
 import torch
-from pdarts.search.stage import SearchSettings, build_search, search_step
+from pdarts.search.stage import SearchSettings, Stage, build_search, search_step
 from pdarts.search_space import full_candidates
 torch.manual_seed(0)
 for channels, batch in ((2, 3), (4, 5), (2, 1)):
-    settings = SearchSettings(num_cells=2, init_channels=channels, channels_last=True)
+    settings = SearchSettings.defaults(init_channels=channels, channels_last=True, precision="fp32")
     ops = full_candidates(["skip_connect", "sep_conv_3x3"])
-    p = build_search(ops, settings, 10, 3, torch.device("cpu"))
+    p = build_search(ops, settings, Stage("s", 2, 0.0), 10, 3, torch.device("cpu"))
     p.model.train()
     for _ in range(3):
         x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pdarts.search.pruning import edge_op_weights, prune_candidates
+from pdarts.search.pruning import edge_probabilities, prune_candidates
 from pdarts.search_space import PRIMITIVES
 
 
@@ -11,7 +11,7 @@ def _alphas(edge: dict[str, float]) -> dict:
 
 
 def test_softmax_by_name():
-    weights = edge_op_weights({"none": 0.0, "skip_connect": math.log(3.0)})
+    weights = edge_probabilities({"none": 0.0, "skip_connect": math.log(3.0)})
     assert weights == pytest.approx({"none": 0.25, "skip_connect": 0.75})
 
 

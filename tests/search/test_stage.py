@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pdarts.search.model import SearchNetwork
-from pdarts.search.stage import SearchSettings, run_search_stage
+from pdarts.search.stage import SearchSettings, Stage, run_search_stage
 from pdarts.search_space import full_candidates
 
 CANDIDATES = full_candidates(["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"])
@@ -19,11 +19,12 @@ def _batches(seed: int, n: int = 2, batch: int = 8):
 
 
 def _run(epochs: int, warmup: int, seed: int = 0, skip_dropout: float = 0.3):
-    settings = SearchSettings(
-        num_cells=3, skip_dropout=skip_dropout, epochs=epochs, warmup_epochs=warmup, init_channels=4
+    settings = SearchSettings.defaults(
+        seed=seed, epochs=epochs, warmup_epochs=warmup, init_channels=4, precision="fp32", channels_last=False
     )
+    stage = Stage("test", cells=3, skip_dropout=skip_dropout)
     return run_search_stage(
-        CANDIDATES, settings, _batches(1), _batches(2), num_classes=3, in_channels=1, device="cpu", seed=seed
+        CANDIDATES, settings, stage, _batches(1), _batches(2), num_classes=3, in_channels=1, device="cpu"
     )
 
 
@@ -90,12 +91,15 @@ def test_a_non_finite_loss_stops_the_stage_naming_epoch_and_step_and_keeps_the_l
     from pdarts.errors import PdartsError
 
     batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))) for _ in range(3)]
-    settings = SearchSettings(num_cells=3, epochs=3, warmup_epochs=1, init_channels=4)
+    settings = SearchSettings.defaults(
+        epochs=3, warmup_epochs=1, init_channels=4, precision="fp32", channels_last=False
+    )
     saved = []
     with pytest.raises(PdartsError, match=r"not finite at epoch 2, step 2;.*checkpoint of the last"):
         run_search_stage(
             CANDIDATES,
             settings,
+            Stage("test", cells=3, skip_dropout=0.0),
             _Poisoned(batches, epoch=1, step=2),
             batches,
             num_classes=3,

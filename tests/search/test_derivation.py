@@ -1,4 +1,5 @@
-"""Derivation with the skip cap (PDARTS.md section 5) on a hand-made stage-3 result."""
+"""Derivation with the skip cap on a hand-made stage-3 result
+(docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap)."""
 
 import math
 
@@ -17,7 +18,8 @@ def _edge(**p: float) -> dict[str, float]:
     return {names[k]: math.log(v) for k, v in p.items()}
 
 
-# Stage-3 normal cell (3 ops per edge). Worked out by hand from section 5:
+# Stage-3 normal cell (3 ops per edge). Worked out by hand from the rules of
+# docs/algorithm.md#genotype-derivation-and-the-skip-connect-cap:
 #   uncapped kept edges: e0 skip .68, e1 sep .50 | e2 skip .70, e4 dil .55 | e5 skip .52, e6 dil .50 |
 #   e9 skip .65, e12 dil .70  -> 4 skip-connects.
 #   M=2: round 1 zeroes e5 (weakest kept skip .52): node 2 now keeps e6 (dil .50) and e7 (sep .48);
@@ -106,6 +108,6 @@ def test_never_picks_none_even_when_it_dominates():
 def test_edge_with_only_none_and_negative_cap_are_refused():
     bad = {"normal": [{NONE: 0.0}] + NORMAL[1:], "reduce": REDUCE}
     with pytest.raises(PdartsError, match="normal edge 0 has no op other than 'none'"):
-        derive_genotype(bad)
+        derive_genotype(bad, max_skip=2)
     with pytest.raises(PdartsError, match="max_skip must be >= 0"):
         derive_genotype(ALPHAS, max_skip=-1)

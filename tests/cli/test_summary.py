@@ -31,7 +31,7 @@ def test_summary_of_a_registered_genotype_uses_the_papers_cifar_network(run_pdar
     assert summary["input_size"] == [3, 32, 32]
     assert summary["params"] == 3_433_798
     assert summary["params_auxiliary"] == 476_426  # DARTS's CIFAR head on 576 channels, 10 classes
-    assert 500e6 < summary["macs"] < 560e6  # flop_counter: about 532M (WORKFLOW-NOTES.md)
+    assert 500e6 < summary["macs"] < 560e6  # flop_counter: about 532M (docs/algorithm.md#evaluation-metrics)
     assert "mobile_setting" not in summary
 
 
