@@ -1,5 +1,5 @@
 # The P-DARTS pipeline for `snakemake --cores N`. dvc.yaml runs the same commands on the same files
-# (tests/test_workflow.py checks that the two agree). Settings come from params.yaml, or from
+# (tests/pipeline/test_workflow.py checks that the two agree). Settings come from params.yaml, or from
 # `--configfile other.yaml` on top of it; they reach each step as command-line flags. The config is
 # checked (pdarts check-params's rules, then the schema) when this file is read: a bad setting stops
 # Snakemake before any job runs.

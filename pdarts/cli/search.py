@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from ..io import read_json, write_json
 from ..manifest import ARRAYS_FORMAT, read_manifest
@@ -80,6 +81,7 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
     if not context.is_main:
         logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
     weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
+    start = time.perf_counter()
     with oom_hint("search.common.batch_size", settings.batch_size):
         result = run_search_stage(
             candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
@@ -92,4 +94,5 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
     metrics = {key: last[key] for key in ("train_acc", "train_loss", "arch_acc", "arch_loss")}
     metrics["weights"] = sum(p.numel() for p in result.model.weight_parameters())
     write_metrics(args, metrics, result.history)
-    log.info("stage %s done: train acc %.4f", stage.name, last["train_acc"])
+    seconds = time.perf_counter() - start
+    log.info("stage %s done in %.1f s: train acc %.4f", stage.name, seconds, last["train_acc"])
