@@ -4,7 +4,7 @@ A settings object is built from its section by :meth:`Section.from_dict`: the sc
 (``schemas/params.schema.yaml``) first, then the class's :meth:`~Section.check`, which holds every
 rule across the section's keys that a schema cannot say. The steps build their settings this way and
 ``check-params`` checks a whole file with the same calls, so both refuse a bad value with the same
-message. Field names and their order are the schema's, and so are the defaults
+message. Field names are the schema's keys (``to_dict`` gives them in its order), and so are the defaults
 (:meth:`Section.defaults`): no value of the paper is typed here. See docs/settings.md.
 """
 
@@ -25,6 +25,7 @@ __all__ = [
     "SearchSettings",
     "Stage",
     "DeriveSettings",
+    "RecipeSettings",
     "TrainSettings",
     "TransferDataSettings",
     "TransferSettings",
@@ -177,22 +178,19 @@ class DeriveSettings(Section):
 
 
 @dataclass(frozen=True)
-class TrainSettings(Section):
-    """``train``: the CIFAR recipe of the evaluation network."""
+class RecipeSettings(Section):
+    """What the CIFAR and the ImageNet recipe share: the network's size, SGD and how steps compute."""
 
-    section: ClassVar[str] = "train"
+    family: ClassVar[str]  # the network trained: "cifar" or "imagenet"
     seed: int
     cells: int
     init_channels: int
     epochs: int
     batch_size: int
     lr: float
-    lr_min: float
     momentum: float
     weight_decay: float
-    drop_path: float
     auxiliary_weight: float
-    cutout: int
     grad_clip: float
     precision: str
     channels_last: bool
@@ -200,11 +198,20 @@ class TrainSettings(Section):
     workers: int
     device: str
 
-    family: ClassVar[str] = "cifar"
-    label_smoothing: ClassVar[float] = 0.0
-
     def check(self) -> None:
         _check_processes(self.section, self.batch_size, self.processes)
+
+
+@dataclass(frozen=True)
+class TrainSettings(RecipeSettings):
+    """``train``: the CIFAR recipe (cosine learning rate, drop-path ramp, cutout)."""
+
+    section: ClassVar[str] = "train"
+    family: ClassVar[str] = "cifar"
+    label_smoothing: ClassVar[float] = 0.0
+    lr_min: float
+    drop_path: float
+    cutout: int
 
 
 @dataclass(frozen=True)
@@ -224,32 +231,17 @@ class TransferDataSettings(Section):
 
 
 @dataclass(frozen=True)
-class TransferSettings(Section):
-    """``transfer``: the ImageNet (mobile) recipe of the transferred network."""
+class TransferSettings(RecipeSettings):
+    """``transfer``: the ImageNet (mobile) recipe (linear decay after a warm-up, the rate scaled by
+    the batch size, label smoothing)."""
 
     section: ClassVar[str] = "transfer"
-    image_size: int
-    seed: int
-    cells: int
-    init_channels: int
-    epochs: int
-    batch_size: int
-    lr: float
-    reference_batch_size: int
-    warmup_epochs: int
-    momentum: float
-    weight_decay: float
-    label_smoothing: float
-    auxiliary_weight: float
-    grad_clip: float
-    precision: str
-    channels_last: bool
-    processes: int
-    workers: int
-    device: str
-
     family: ClassVar[str] = "imagenet"
     drop_path: ClassVar[float] = 0.0
+    image_size: int
+    reference_batch_size: int
+    warmup_epochs: int
+    label_smoothing: float
 
     def check(self) -> None:
         if self.warmup_epochs >= self.epochs:
@@ -257,7 +249,7 @@ class TransferSettings(Section):
                 f"transfer.warmup_epochs: {self.warmup_epochs} must be less than transfer.epochs "
                 f"({self.epochs})"
             )
-        _check_processes(self.section, self.batch_size, self.processes)
+        super().check()
 
 
 @dataclass(frozen=True)

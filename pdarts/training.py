@@ -21,7 +21,7 @@ from torch import nn
 from .distributed import Context, all_reduce_sum
 from .errors import PdartsError
 from .precision import Precision, resolve_precision
-from .settings import TrainSettings, TransferSettings
+from .settings import RecipeSettings, TrainSettings
 
 __all__ = [
     "LossGuard",
@@ -203,9 +203,6 @@ class TrainResult:
     network: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     precision: Precision = FP32
-
-
-RecipeSettings = TrainSettings | TransferSettings
 
 
 def lr_schedule(settings: RecipeSettings) -> Callable[[int], float]:
