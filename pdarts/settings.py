@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .config import load_params, resolved_schema, schema_error, section_schema, validate_section
 from .errors import PdartsError
+from .schedules import cosine_lr, linear_lr
 
 __all__ = [
     "Section",
@@ -26,6 +27,7 @@ __all__ = [
     "Stage",
     "DeriveSettings",
     "RecipeSettings",
+    "TrainingLoopSettings",
     "TrainSettings",
     "TransferDataSettings",
     "TransferSettings",
@@ -89,14 +91,6 @@ class Section:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
-def _check_processes(section: str, batch_size: int, processes: int) -> None:
-    if batch_size % processes:
-        raise PdartsError(
-            f"{section}.batch_size: {batch_size} is not a multiple of {section}.processes "
-            f"({processes}); it is the total batch over the processes"
-        )
-
-
 @dataclass(frozen=True)
 class DataSettings(Section):
     """``data``: the search and train dataset."""
@@ -117,28 +111,43 @@ class SpaceSettings(Section):
 
 
 @dataclass(frozen=True)
-class SearchSettings(Section):
-    """``search.common``: the settings every search stage shares."""
+class TrainingLoopSettings(Section):
+    """What every step that trains a network has (the search stages, train, transfer): the network's
+    width, the epochs, SGD on the weights, and how the steps compute, in ``processes`` data-parallel
+    processes that share ``batch_size``."""
 
-    section: ClassVar[str] = "search.common"
     seed: int
     init_channels: int
-    batch_size: int
     epochs: int
-    warmup_epochs: int
-    weight_lr: float
-    weight_lr_min: float
+    batch_size: int
     momentum: float
     weight_decay: float
-    arch_lr: float
-    arch_weight_decay: float
     grad_clip: float
     workers: int
     processes: int
     device: str
-    # How the steps compute: none of these changes what is searched.
     precision: str
     channels_last: bool
+
+    def check(self) -> None:
+        if self.batch_size % self.processes:
+            raise PdartsError(
+                f"{self.section}.batch_size: {self.batch_size} is not a multiple of {self.section}.processes "
+                f"({self.processes}); it is the total batch over the processes"
+            )
+
+
+@dataclass(frozen=True)
+class SearchSettings(TrainingLoopSettings):
+    """``search.common``: the settings every search stage shares."""
+
+    section: ClassVar[str] = "search.common"
+    warmup_epochs: int
+    weight_lr: float
+    weight_lr_min: float
+    arch_lr: float
+    arch_weight_decay: float
+    # How the steps compute: none of these changes what is searched.
     compile: bool
     checkpoint_cells: bool
 
@@ -148,7 +157,7 @@ class SearchSettings(Section):
                 f"search.common.warmup_epochs: {self.warmup_epochs} is more than "
                 f"search.common.epochs ({self.epochs})"
             )
-        _check_processes(self.section, self.batch_size, self.processes)
+        super().check()
 
 
 @dataclass(frozen=True)
@@ -178,28 +187,18 @@ class DeriveSettings(Section):
 
 
 @dataclass(frozen=True)
-class RecipeSettings(Section):
-    """What the CIFAR and the ImageNet recipe share: the network's size, SGD and how steps compute."""
+class RecipeSettings(TrainingLoopSettings):
+    """What the CIFAR and the ImageNet recipe add: the depth, the learning rate and its schedule, the
+    auxiliary loss; each recipe gives the keys only the other has as constants."""
 
     family: ClassVar[str]  # the network trained: "cifar" or "imagenet"
-    seed: int
     cells: int
-    init_channels: int
-    epochs: int
-    batch_size: int
     lr: float
-    momentum: float
-    weight_decay: float
     auxiliary_weight: float
-    grad_clip: float
-    precision: str
-    channels_last: bool
-    processes: int
-    workers: int
-    device: str
 
-    def check(self) -> None:
-        _check_processes(self.section, self.batch_size, self.processes)
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -209,9 +208,13 @@ class TrainSettings(RecipeSettings):
     section: ClassVar[str] = "train"
     family: ClassVar[str] = "cifar"
     label_smoothing: ClassVar[float] = 0.0
+    image_size: ClassVar[int | None] = None  # the dataset's own
     lr_min: float
     drop_path: float
     cutout: int
+
+    def learning_rate(self, epoch: int) -> float:
+        return cosine_lr(epoch, self.lr, self.epochs, self.lr_min)
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ class TransferSettings(RecipeSettings):
     section: ClassVar[str] = "transfer"
     family: ClassVar[str] = "imagenet"
     drop_path: ClassVar[float] = 0.0
+    cutout: ClassVar[int] = 0
     image_size: int
     reference_batch_size: int
     warmup_epochs: int
@@ -250,6 +254,11 @@ class TransferSettings(RecipeSettings):
                 f"({self.epochs})"
             )
         super().check()
+
+    def learning_rate(self, epoch: int) -> float:
+        # Linear scaling rule: lr is given for reference_batch_size (the paper: 0.1 at 256).
+        base_lr = self.lr * self.batch_size / self.reference_batch_size
+        return linear_lr(epoch, base_lr, self.epochs, self.warmup_epochs)
 
 
 @dataclass(frozen=True)

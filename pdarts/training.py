@@ -21,7 +21,7 @@ from torch import nn
 from .distributed import Context, all_reduce_sum
 from .errors import PdartsError
 from .precision import Precision, resolve_precision
-from .settings import RecipeSettings, TrainSettings
+from .settings import RecipeSettings
 
 __all__ = [
     "LossGuard",
@@ -205,17 +205,6 @@ class TrainResult:
     precision: Precision = FP32
 
 
-def lr_schedule(settings: RecipeSettings) -> Callable[[int], float]:
-    """The learning rate at each epoch: cosine (CIFAR), or linear decay after a warm-up with the
-    rate scaled linearly by the batch size (ImageNet: ``lr`` is given at ``reference_batch_size``)."""
-    from .schedules import cosine_lr, linear_lr
-
-    if isinstance(settings, TrainSettings):
-        return lambda e: cosine_lr(e, settings.lr, settings.epochs, settings.lr_min)
-    base_lr = settings.lr * settings.batch_size / settings.reference_batch_size
-    return lambda e: linear_lr(e, base_lr, settings.epochs, settings.warmup_epochs)
-
-
 def network_spec(genotype, settings: RecipeSettings, num_classes: int, in_channels: int) -> dict[str, Any]:
     """The plain-data description of the network a recipe trains (what model files store)."""
     from .genotype import genotype_to_dict
@@ -351,11 +340,12 @@ def train_network(
             context.device,
             context.world_size,
         )
-    lr_at = lr_schedule(settings)
     for epoch in range(len(history), settings.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
-        history.append(_train_one_epoch(epoch, parts, loader, settings, context, lr_at(epoch)))
+        history.append(
+            _train_one_epoch(epoch, parts, loader, settings, context, settings.learning_rate(epoch))
+        )
         if context.is_main:
             _log_epoch(settings, history[-1])
         if save_state is not None:

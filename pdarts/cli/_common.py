@@ -4,7 +4,6 @@ in data-parallel processes. Seconds and the environment go to the run record (``
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -14,9 +13,6 @@ from ..checkpoints import CheckpointSaver, load_resume_state, remove_checkpoint
 from ..io import write_json
 from ..runlog import RUN_RECORD, record, record_environment
 from .options import BooleanFlag
-
-log = logging.getLogger("pdarts")
-
 
 TIMING_KEYS = ("seconds",)  # per-epoch fields that go to the run record, not to history.json
 

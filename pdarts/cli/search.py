@@ -87,6 +87,7 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
             candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
             device=context.device, resume=resume, save_state=save_state,
         )  # fmt: skip
+    seconds = time.perf_counter() - start
     if not context.is_main:
         return
     write_json(args.out_alphas, {**result.alphas, "settings": record})
@@ -94,5 +95,4 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
     metrics = {key: last[key] for key in ("train_acc", "train_loss", "arch_acc", "arch_loss")}
     metrics["weights"] = sum(p.numel() for p in result.model.weight_parameters())
     write_metrics(args, metrics, result.history)
-    seconds = time.perf_counter() - start
     log.info("stage %s done in %.1f s: train acc %.4f", stage.name, seconds, last["train_acc"])

@@ -68,8 +68,9 @@ def _train(args, settings, genotype, manifest, context) -> None:
     from ..profile import count_parameters
     from ..training import network_spec, train_network
 
-    cutout, image_size = getattr(settings, "cutout", 0), getattr(settings, "image_size", None)
-    dataset, num_classes, in_channels, data_record = training_set(manifest, cutout, image_size)
+    dataset, num_classes, in_channels, data_record = training_set(
+        manifest, settings.cutout, settings.image_size
+    )
     spec = network_spec(genotype, settings, num_classes, in_channels)
     values = settings.to_dict()
     expected = fingerprint(settings.section, values, spec, manifest)
