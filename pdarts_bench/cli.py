@@ -11,12 +11,12 @@ parser is built by :func:`add_arguments` and it runs :func:`run`.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from pdarts.cli.options import int_at_least
 from pdarts.errors import PdartsError
+from pdarts.runlog import setup_logging
 
 from .configs import CONFIGS, DEFAULT_MODES, LEVERS, check_options
 from .measure import run_bench
@@ -100,11 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``pdarts-bench``: a bad option is one line on stderr and exit status 2, without a traceback."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    setup_logging(None, args.quiet)  # as the pdarts command logs
     try:
         return run(args)
     except PdartsError as exc:

@@ -152,8 +152,7 @@ class CellStack(nn.ModuleList):
             stack_cells(num_cells, c_prev_prev, c_prev, channels, partial(EvalCell, genotype), reduction_prev)
         )
         self.auxiliary_index = 2 * num_cells // 3
-        if self.auxiliary_index < num_cells:
-            self.auxiliary_channels = self[self.auxiliary_index].out_channels
+        self.auxiliary_channels = self[self.auxiliary_index].out_channels  # 2L//3 < L: always a cell
         self.out_channels = self[-1].out_channels
         self._drop_path_prob = 0.0
 

@@ -120,7 +120,7 @@ def derive_all_caps(alphas: CellAlphas) -> dict[int, Genotype]:
 
 def count_skips(pairs) -> int:
     """Skip-connects among a cell's ``(op, input)`` pairs."""
-    return sum(op == "skip_connect" for op, _ in pairs)
+    return sum(op == SKIP for op, _ in pairs)
 
 
 def all_caps_record(by_cap: dict[int, Genotype], max_skip: int) -> dict:
