@@ -9,6 +9,7 @@ any step (docs/workflow.md#run-records).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import sys
@@ -22,6 +23,7 @@ __all__ = [
     "RunRecord",
     "record",
     "record_environment",
+    "file_md5",
     "run_record_path",
     "setup_logging",
     "write_run_record",
@@ -68,11 +70,26 @@ def run_record_path(log_path: str | Path) -> Path:
     return Path(log_path).with_suffix(".json")
 
 
-def write_run_record(log_path: str | Path, command: str, seconds: float) -> None:
-    """Writes the record beside the log, if this process is the one that records."""
+def file_md5(path: str | Path) -> str:
+    """The MD5 of a file's bytes, as ``dvc.lock`` spells it."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_run_record(
+    log_path: str | Path, command: str, seconds: float, outputs: tuple[str, ...] = ()
+) -> None:
+    """Writes the record beside the log, if this process is the one that records, with the MD5 of
+    each output file: a record belongs to the artifacts it names (a step restored from DVC's run
+    cache keeps an older record, which the report then does not take for this run's)."""
     if RUN_RECORD.enabled:
+        digests = {str(path): file_md5(path) for path in outputs if Path(path).is_file()}
         write_json(
-            run_record_path(log_path), {"command": command, **RUN_RECORD, "seconds": round(seconds, 3)}
+            run_record_path(log_path),
+            {"command": command, **RUN_RECORD, "seconds": round(seconds, 3), "outputs": digests},
         )
 
 

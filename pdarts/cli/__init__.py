@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from ..errors import PdartsError
 from ..launch import launched_argv
 from ..runlog import RUN_RECORD, setup_logging, write_run_record
-from . import bench, check, derive, evaluate, prepare, prune, search, summary, train
+from . import bench, check, derive, evaluate, prepare, prune, report, search, summary, train
 from .options import HelpFormatter
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (check, prepare, prune, search, derive, train, evaluate, summary, bench)
+COMMANDS = (check, prepare, prune, search, derive, train, evaluate, report, summary, bench)
 USER_ERROR = 2
 
 
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_paths(args: argparse.Namespace) -> tuple[str, ...]:
+    """The files a step was told to write (its ``--out`` and ``--out-NAME`` arguments)."""
+    names = [name for name in vars(args) if name == "out" or name.startswith("out_")]
+    return tuple(getattr(args, name) for name in names if isinstance(getattr(args, name), str))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = launched_argv()  # the arguments of a command relaunched under torchrun
@@ -75,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.run(args)
         if args.log:
             command = shlex.join(["pdarts", *(sys.argv[1:] if argv is None else argv)])
-            write_run_record(args.log, command, time.perf_counter() - start)
+            write_run_record(args.log, command, time.perf_counter() - start, _output_paths(args))
     except PdartsError as exc:
         logging.getLogger("pdarts").debug("user error", exc_info=True)
         print(f"pdarts {args.command}: error: {exc}", file=sys.stderr)

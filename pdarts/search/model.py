@@ -159,6 +159,18 @@ class ArchitectureParameters(nn.Module):
         """softmax(alpha) per edge, over the ops still alive on it."""
         return [F.softmax(alpha, dim=-1) for alpha in getattr(self, cell)]
 
+    def probabilities_by_name(self, digits: int = 6) -> dict[str, list[dict[str, float]]]:
+        """softmax(alpha) of every edge as ``{op name: probability}`` (edges in ``EDGES`` order), per
+        cell type, rounded to ``digits``: what a stage's history records at the end of each epoch."""
+        with torch.no_grad():
+            return {
+                cell: [
+                    {op: round(p, digits) for op, p in zip(ops, F.softmax(alpha, -1).tolist())}
+                    for ops, alpha in zip(self.candidates[cell], getattr(self, cell))
+                ]
+                for cell in CELL_TYPES
+            }
+
     def to_dict(self) -> dict[str, list[dict[str, object]]]:
         """The alphas in the ``pdarts derive --alphas`` format (raw logits, op names, softmax)."""
         result = {}

@@ -1,0 +1,149 @@
+"""``pdarts report`` on a finished run's files (the committed default run, copied): every file the
+pages name exists, the page is self-contained, the headline metrics are the evaluations' numbers,
+seconds come only from run records whose outputs are the files reported, bad inputs are refused in
+one line and leave the old report whole."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+
+from pdarts.cli import main
+from pdarts.genotype import genotype_from_dict
+from pdarts.runlog import file_md5
+from pdarts.search.derivation import count_skips
+
+from ..conftest import ROOT
+
+STAGES = [stage["name"] for stage in yaml.safe_load((ROOT / "params.yaml").read_text())["search"]["stages"]]
+
+
+def _with_op_probabilities(history: list[dict], alphas: dict) -> list[dict]:
+    """Histories written before op weights were recorded: give every epoch the final ones."""
+    final = {cell: [dict(zip(e["ops"], e["weights"])) for e in alphas[cell]] for cell in ("normal", "reduce")}
+    return [{**epoch, "op_probabilities": epoch.get("op_probabilities", final)} for epoch in history]
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """A copy of the committed run's results and params.yaml in a fresh folder (the working folder)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for part in ["search", "derive", "train/history.json", "transfer/history.json", "evaluate"]:
+        source, target = ROOT / "results" / part, tmp_path / "results" / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    for stage in STAGES:
+        folder = tmp_path / "results" / "search" / stage
+        alphas = json.loads((folder / "alphas.json").read_text())
+        history = _with_op_probabilities(json.loads((folder / "history.json").read_text()), alphas)
+        (folder / "history.json").write_text(json.dumps(history))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+REPORT_ARGS = [
+    "report", "--params", "params.yaml", "--search", "results/search",
+    "--genotypes", "results/derive/genotypes.json",
+    "--train", "results/train/history.json", "results/evaluate/train.json",
+    "--transfer", "results/transfer/history.json", "results/evaluate/transfer.json",
+    "--out", "results/report", "--out-metrics", "results/metrics.json",
+]  # fmt: skip
+
+
+def test_report_writes_every_figure_and_pages_that_name_only_files_that_exist(run):
+    assert main([*REPORT_ARGS, "--logs", "logs"]) == 0
+    report = run / "results" / "report"
+    expected = ["index.html", "summary.md", "normal.png", "normal.svg", "reduce.png", "reduce.svg",
+                "train_curves.png", "transfer_curves.png"]  # fmt: skip
+    for stage in STAGES:
+        expected += [f"search/{stage}_{kind}.png" for kind in ("alphas", "trajectories", "curves")]
+    for name in expected:
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    page = (report / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(images) == sorted(n for n in expected if n.endswith(".png"))
+    assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
+    markdown = (report / "summary.md").read_text()
+    assert sorted(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)) == sorted(images)
+    # The same numbers on both pages: the test errors of both networks, in percent.
+    for name in ("train", "transfer"):
+        error = json.loads((run / "results" / "evaluate" / f"{name}.json").read_text())["top1_err"]
+        assert f"{100 * error:.2f} %" in page and f"{100 * error:.2f} %" in markdown
+
+
+def test_headline_metrics_are_the_evaluations_and_the_chosen_genotype(run):
+    assert main(REPORT_ARGS) == 0
+    metrics = json.loads((run / "results" / "metrics.json").read_text())
+    train = json.loads((run / "results" / "evaluate" / "train.json").read_text())
+    transfer = json.loads((run / "results" / "evaluate" / "transfer.json").read_text())
+    caps = json.loads((run / "results" / "derive" / "genotypes.json").read_text())
+    chosen = genotype_from_dict(caps["caps"][caps["max_skip"]]["genotype"])
+    assert metrics == {
+        "top1_err": train["top1_err"],
+        "params": train["params"],
+        "macs": train["macs"],
+        "transfer_top1_err": transfer["top1_err"],
+        "transfer_macs": transfer["macs"],
+        "normal_skips": count_skips(chosen.normal),
+        **{f"{stage}_sec": None for stage in STAGES},  # no run records: not recorded
+    }
+    assert all(not isinstance(value, (dict, list)) for value in metrics.values())  # flat columns
+
+
+def _record(run, step: str, outputs: dict[str, str], **fields) -> None:
+    path = run / "logs" / f"{step}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": "pdarts ...", **fields, "outputs": outputs}))
+
+
+def test_seconds_come_only_from_records_of_the_files_reported(run):
+    first, second = (f"results/search/{stage}/alphas.json" for stage in STAGES[:2])
+    _record(run, f"search/{STAGES[0]}", {first: file_md5(first)}, seconds=12.34)
+    _record(run, f"search/{STAGES[1]}", {second: "0" * 32}, seconds=99.0)  # another run's record
+    evaluation = "results/evaluate/train.json"
+    _record(run, "evaluate_train", {evaluation: file_md5(evaluation)}, seconds=3.0, latency_ms_batch1=4.5)
+    assert main([*REPORT_ARGS, "--logs", "logs"]) == 0
+    metrics = json.loads((run / "results" / "metrics.json").read_text())
+    assert metrics[f"{STAGES[0]}_sec"] == 12.3
+    assert metrics[f"{STAGES[1]}_sec"] is None
+    page = (run / "results" / "report" / "index.html").read_text()
+    assert "4.5 ms @ 1" in page and "99.0" not in page
+    assert f"<td>search/{STAGES[0]}</td><td>12.3</td>" in page
+
+
+def test_settings_files_merge_in_order_and_changes_from_the_paper_are_listed(run):
+    (run / "over.yaml").write_text("train:\n  epochs: 7\n")
+    assert main([*REPORT_ARGS[:3], "over.yaml", *REPORT_ARGS[3:]]) == 0
+    page = (run / "results" / "report" / "index.html").read_text()
+    assert "<td>train.epochs</td><td>7</td><td>600</td>" in page
+    assert "<td>search.common.epochs</td>" in page  # the default run searches fewer epochs than the paper
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_same_inputs_give_byte_identical_reports(run):
+    assert main(REPORT_ARGS) == 0
+    first = _files(run / "results" / "report")
+    assert main(REPORT_ARGS) == 0
+    assert _files(run / "results" / "report") == first
+
+
+def test_a_bad_input_is_refused_in_one_line_and_the_old_report_stays_whole(run, capsys):
+    assert main(REPORT_ARGS) == 0
+    before = {p: p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()}
+    genotypes = run / "results" / "derive" / "genotypes.json"
+    data = json.loads(genotypes.read_text())
+    data["caps"][3]["skip_connects"] += 1
+    genotypes.write_text(json.dumps(data))
+    assert main(REPORT_ARGS) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("pdarts report: error: ") and "genotypes.json" in error and "cap 3" in error
+    before[genotypes] = genotypes.read_bytes()
+    assert {p: p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()} == before
+    assert not [p for p in (run / "results").iterdir() if p.name.startswith(".")]  # no staging left
