@@ -21,6 +21,7 @@ from torch import nn
 from .distributed import Context, all_reduce_sum
 from .errors import PdartsError
 from .precision import Precision, resolve_precision
+from .progress import Progress, batch_count, progress
 from .settings import RecipeSettings
 
 __all__ = [
@@ -96,18 +97,22 @@ def train_epoch(
     precision: Precision = FP32,
     scaler: torch.amp.GradScaler | None = None,
     guard: LossGuard | None = None,
+    bar: Progress | None = None,
 ) -> dict[str, float]:
     """One epoch: loss = CE(logits) + auxiliary_weight * CE(auxiliary logits); SGD steps with the
     gradient norm clipped to ``grad_clip`` (None: not clipped).
 
     Returns the sums ``loss_sum`` (loss times samples), ``correct`` (top-1) and ``count``. A
-    ``guard`` sees every step's loss and stops the epoch at a non-finite one.
+    ``guard`` sees every step's loss and stops the epoch at a non-finite one; a ``bar`` counts the
+    steps and shows the running loss.
     """
     model.train()
     if scaler is None:
         scaler = precision.grad_scaler()
     loss_sum = correct = torch.zeros((), device=device)
     count = 0
+    if bar is not None:
+        batches = bar.batches(batches, lambda: loss_sum / count if count else None)
     for images, target in batches:
         images = precision.inputs(images.to(device, non_blocking=True))
         target = target.to(device, non_blocking=True)
@@ -263,9 +268,12 @@ def _training_batches(dataset, settings: RecipeSettings, context: Context):
     return loader, sampler
 
 
-def _train_one_epoch(epoch: int, parts: TrainingParts, loader, settings: RecipeSettings, context, lr: float):
+def _train_one_epoch(
+    epoch: int, parts: TrainingParts, loader, settings: RecipeSettings, context, lr: float, bar: Progress
+):
     """One epoch at learning rate ``lr``: its metrics, summed over every process."""
     start = time.perf_counter()
+    bar.epoch(epoch)
     for group in parts.optimizer.param_groups:
         group["lr"] = lr
     parts.network.drop_path_prob = settings.drop_path * epoch / settings.epochs
@@ -287,6 +295,7 @@ def _train_one_epoch(epoch: int, parts: TrainingParts, loader, settings: RecipeS
         precision=parts.precision,
         scaler=parts.scaler,
         guard=guard,
+        bar=bar,
     )
     loss_sum, correct, count = all_reduce_sum([sums["loss_sum"], sums["correct"], sums["count"]], context)
     return {
@@ -307,6 +316,7 @@ def train_network(
     context: Context | None = None,
     resume: dict[str, Any] | None = None,
     save_state: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Trains the network that ``spec`` describes on ``dataset`` with the recipe of ``settings``.
 
@@ -317,6 +327,7 @@ def train_network(
         context: this process's rank, world size and device (default: one process on the CPU).
         resume: a state from ``save_state`` to continue from (the epoch after it).
         save_state: called after every epoch, in every process, with everything needed to resume.
+        on_epoch: called with each epoch's metrics when the epoch ends (before ``save_state``).
     """
     from .profile import count_parameters
     from .state import capture, make_reproducible, restore
@@ -340,16 +351,19 @@ def train_network(
             context.device,
             context.world_size,
         )
-    for epoch in range(len(history), settings.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        history.append(
-            _train_one_epoch(epoch, parts, loader, settings, context, settings.learning_rate(epoch))
-        )
-        if context.is_main:
-            _log_epoch(settings, history[-1])
-        if save_state is not None:
-            save_state(capture(targets, [loader.generator], history))  # in every process: it gathers
+    steps = batch_count(loader)
+    with progress(settings.section, settings.epochs, steps, len(history), context.is_main) as bar:
+        for epoch in range(len(history), settings.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            lr = settings.learning_rate(epoch)
+            history.append(_train_one_epoch(epoch, parts, loader, settings, context, lr, bar))
+            if context.is_main:
+                _log_epoch(settings, history[-1])
+            if on_epoch is not None:
+                on_epoch(history[-1])
+            if save_state is not None:
+                save_state(capture(targets, [loader.generator], history))  # in every process: it gathers
     return TrainResult(parts.network, history, parts.precision)
 
 
@@ -413,8 +427,8 @@ def evaluate_network(
     precision = resolve_precision(settings.precision, device, settings.channels_last)
     network = precision.prepare(network.to(device))
     start = time.perf_counter()
-    with oom_hint("evaluate.batch_size", settings.batch_size):
-        sums = evaluate(network, loader, device, precision)
+    with oom_hint("evaluate.batch_size", settings.batch_size), progress("evaluate", 1, len(loader)) as bar:
+        sums = evaluate(network, bar.batches(loader), device, precision)
     seconds = time.perf_counter() - start
     count = max(sums["count"], 1)
     metrics = {

@@ -103,15 +103,16 @@ TRAIN_KILLS = [("train epoch 1/4", 0.0), ("train epoch 2/4", 0.2), ("resuming fr
 def test_a_step_killed_at_several_points_resumes_identically(
     inputs, tmp_path, step, command, kills, artifact
 ):
-    reference = _run(command(inputs, tmp_path / "ref", tmp_path / "ref.pt"))
+    ref_live, run_live = tmp_path / "ref-live", tmp_path / "run-live"
+    reference = _run(command(inputs, tmp_path / "ref", tmp_path / "ref.pt", "--out-live", ref_live))
     assert reference.returncode == 0, reference.stderr
     assert not (tmp_path / "ref.pt").exists()  # removed once the step is done
 
-    checkpoint, out = tmp_path / "ckpt.pt", tmp_path / "run"
+    checkpoint, out, live = tmp_path / "ckpt.pt", tmp_path / "run", ("--out-live", run_live)
     for marker, delay in kills:
-        _kill_at(command(inputs, out, checkpoint), tmp_path / "run.log", marker, delay)
+        _kill_at(command(inputs, out, checkpoint, *live), tmp_path / "run.log", marker, delay)
         assert not (out / artifact).exists()
-    resumed = _run(command(inputs, out, checkpoint))
+    resumed = _run(command(inputs, out, checkpoint, *live))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     assert not checkpoint.exists() and not list(tmp_path.glob(".ckpt.pt.*"))  # no leftovers
@@ -124,6 +125,10 @@ def test_a_step_killed_at_several_points_resumes_identically(
     assert len(record["epoch_seconds"]) == epochs and all(s > 0 for s in record["epoch_seconds"])
     assert record["seconds"] > 0 and "torch" in record["environment"]
     assert "torch" in _run_record(out)["environment"]  # the resumed run's record
+    # the live metrics folder too (the resumed run wrote the epochs of its checkpoint into it first)
+    live = {str(p.relative_to(run_live)): p.read_bytes() for p in run_live.rglob("*") if p.is_file()}
+    assert live == {str(p.relative_to(ref_live)): p.read_bytes() for p in ref_live.rglob("*") if p.is_file()}
+    assert b"\n%d\t" % (epochs - 1) in live["plots/metrics/train_loss.tsv"]  # every epoch, the last too
     if step == "search":
         assert "environment" not in json.loads((out / artifact).read_text())
     else:

@@ -50,8 +50,9 @@ def step_checkpoint(args, expected: str, keys: tuple[str, ...], is_main: bool):
 KEEP_CHECKPOINTS_ENV = "PDARTS_KEEP_CHECKPOINTS"
 
 
-def add_checkpoint_options(parser) -> None:
-    """``--checkpoint PATH`` and ``--keep-checkpoint`` for the steps that resume."""
+def add_epoch_options(parser) -> None:
+    """``--checkpoint PATH``, ``--keep-checkpoint`` and ``--out-live DIR`` for the steps that run epochs."""
+    parser.add_argument("--out-live", metavar="DIR", help="also write per-epoch metrics there (dvclive)")
     parser.add_argument(
         "--checkpoint",
         help="resume state, saved after every epoch; a rerun continues from it (removed when the step "

@@ -20,7 +20,7 @@ from ..manifest import ARRAYS_FORMAT, read_manifest
 from ..search_space import validate_candidates
 from ..settings import SearchSettings, Stage
 from ._common import (
-    add_checkpoint_options,
+    add_epoch_options,
     add_output_options,
     run_data_parallel,
     step_checkpoint,
@@ -52,7 +52,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
     parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
     add_section_options(parser, "search.common")
-    add_checkpoint_options(parser)
+    add_epoch_options(parser)
     add_output_options(parser, "alphas", "metrics", "history")
     parser.set_defaults(run=run)
 
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, context) -> None:
     from ..checkpoints import fingerprint
     from ..errors import oom_hint
+    from ..livelog import live_metrics
     from ..search.stage import run_search_stage, search_loaders
 
     record = stage.record(settings)
@@ -80,12 +81,13 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
     )
     if not context.is_main:
         logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
+    on_epoch = live_metrics(args.out_live, "search", resume, context.is_main)
     weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
     start = time.perf_counter()
     with oom_hint("search.common.batch_size", settings.batch_size):
         result = run_search_stage(
             candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
-            device=context.device, resume=resume, save_state=save_state,
+            device=context.device, resume=resume, save_state=save_state, on_epoch=on_epoch,
         )  # fmt: skip
     seconds = time.perf_counter() - start
     if not context.is_main:

@@ -21,7 +21,7 @@ from ..genotype import load_genotype
 from ..manifest import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, read_manifest
 from ..settings import TrainSettings, TransferSettings
 from ._common import (
-    add_checkpoint_options,
+    add_epoch_options,
     add_output_options,
     record,
     run_data_parallel,
@@ -46,7 +46,7 @@ def add_parser(commands) -> None:
         parser.add_argument("--genotype", required=True, help="genotype JSON (from derive)")
         parser.add_argument("--data", required=True, help=data_help)
         add_section_options(parser, name)
-        add_checkpoint_options(parser)
+        add_epoch_options(parser)
         add_output_options(parser, "model", "metrics", "history")
         parser.set_defaults(run=run)
 
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args, settings, genotype, manifest, context) -> None:
     from ..checkpoints import fingerprint, save_torch_file
     from ..errors import oom_hint
+    from ..livelog import live_metrics
     from ..manifest import training_set
     from ..profile import count_parameters
     from ..training import network_spec, train_network
@@ -75,8 +76,9 @@ def _train(args, settings, genotype, manifest, context) -> None:
     values = settings.to_dict()
     expected = fingerprint(settings.section, values, spec, manifest)
     resume, save_state = step_checkpoint(args, expected, ("network", "optimizer", "scaler"), context.is_main)
+    on_epoch = live_metrics(args.out_live, settings.section, resume, context.is_main)
     with oom_hint(f"{settings.section}.batch_size", settings.batch_size):
-        result = train_network(spec, settings, dataset, context, resume, save_state)
+        result = train_network(spec, settings, dataset, context, resume, save_state, on_epoch)
     if not context.is_main:
         return
     record(precision=result.precision.name)

@@ -21,6 +21,7 @@ from torch import nn
 from ..distributed import Context, all_reduce_sum, average_gradients
 from ..errors import first_line
 from ..precision import Precision, resolve_precision
+from ..progress import Progress, batch_count, progress
 from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from ..settings import SearchSettings, Stage
@@ -153,6 +154,10 @@ class _Meter:
         self.loss = self.loss + loss_sum
         self.correct = self.correct + correct
         self.count += count
+
+    def running_loss(self) -> torch.Tensor | None:
+        """Mean loss so far in this process (a device value: reading it syncs), for a progress bar."""
+        return self.loss / self.count if self.count else None
 
     def result(self) -> tuple[float | None, float | None]:
         """Mean loss and accuracy, over every data-parallel process."""
@@ -310,9 +315,10 @@ def _search_epoch(
     arch_batches: Batches,
     settings: SearchSettings,
     device: torch.device,
+    bar: Progress,
 ) -> dict[str, Any]:
     """One epoch of a stage whose learning rate and skip dropout are set: its losses and accuracies
-    over every process (the architecture's are None in a warm-up epoch)."""
+    over every process (the architecture's are None in a warm-up epoch). ``bar`` counts its steps."""
     warmup = epoch < settings.warmup_epochs
     meters = {"train": _Meter(), "arch": _Meter()}
     guard = LossGuard(
@@ -322,7 +328,8 @@ def _search_epoch(
         device,
     )
     arch_iter = None if warmup else iter(arch_batches)
-    for weight_batch in weight_batches:
+    bar.epoch(epoch)
+    for weight_batch in bar.batches(weight_batches, meters["train"].running_loss):
         arch_batch = None
         if arch_iter is not None:
             arch_batch = next(arch_iter, None)
@@ -368,7 +375,7 @@ def _start_epoch(epoch: int, parts: SearchParts, settings: SearchSettings, stage
 def _log_epoch(metrics: dict[str, Any], epochs: int) -> None:
     nan = float("nan")
     log.info(
-        "epoch %d/%d%s lr %.5f skip-dropout %.3f train loss %.4f acc %.4f",
+        "epoch %d/%d%s lr %.5f skip-dropout %.3f train loss %.4f acc %.4f (%.1f s)",
         metrics["epoch"] + 1,
         epochs,
         " (warm-up)" if metrics["warmup"] else "",
@@ -376,7 +383,14 @@ def _log_epoch(metrics: dict[str, Any], epochs: int) -> None:
         metrics["skip_dropout"],
         metrics["train_loss"] if metrics["train_loss"] is not None else nan,
         metrics["train_acc"] if metrics["train_acc"] is not None else nan,
+        metrics["seconds"],
     )
+
+
+def _progress(stage: Stage, settings: SearchSettings, weight_batches: Batches, done_epochs: int):
+    """The stage's progress bar: its weight steps over all its epochs, in the first process."""
+    steps = batch_count(weight_batches)
+    return progress(f"stage {stage.name}", settings.epochs, steps, done_epochs, Context.current().is_main)
 
 
 def run_search_stage(
@@ -423,16 +437,17 @@ def run_search_stage(
     history: list[dict[str, Any]] = []
     if resume is not None:
         history = restore(resume, targets, generators, "this stage's supernet")
-    for epoch in range(len(history), settings.epochs):
-        start = time.perf_counter()
-        schedule = _start_epoch(epoch, parts, settings, stage)
-        losses = _search_epoch(epoch, parts, scaler, weight_batches, arch_batches, settings, device)
-        metrics = {**schedule, **losses}
-        metrics["seconds"] = time.perf_counter() - start
-        history.append(metrics)
-        _log_epoch(metrics, settings.epochs)
-        if on_epoch is not None:
-            on_epoch(metrics)
-        if save_state is not None:
-            save_state(capture(targets, generators, history))
+    with _progress(stage, settings, weight_batches, len(history)) as bar:
+        for epoch in range(len(history), settings.epochs):
+            start = time.perf_counter()
+            schedule = _start_epoch(epoch, parts, settings, stage)
+            losses = _search_epoch(epoch, parts, scaler, weight_batches, arch_batches, settings, device, bar)
+            metrics = {**schedule, **losses, "op_probabilities": parts.model.alphas.probabilities_by_name()}
+            metrics["seconds"] = time.perf_counter() - start
+            history.append(metrics)
+            _log_epoch(metrics, settings.epochs)
+            if on_epoch is not None:
+                on_epoch(metrics)
+            if save_state is not None:
+                save_state(capture(targets, generators, history))
     return StageResult(alphas=parts.model.alphas.to_dict(), history=history, model=parts.model)

@@ -196,9 +196,12 @@ def test_transfer_and_evaluate_read_the_prepared_folder(prepared, run_pdarts, tm
     settings = {"epochs": 1, "warmup_epochs": 0, "batch_size": 2, "precision": "fp32", "device": "cpu"}
     settings = {**SMOKE["transfer"], **settings}
     transfer = ["transfer", "--genotype", prepared / "genotype.json", "--data", data, *flags(settings)]
-    proc = run_pdarts(*transfer, *outs(out, *TRAIN_OUTS))
+    proc = run_pdarts(*transfer, *outs(out, *TRAIN_OUTS), "--out-live", tmp_path / "live")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["history.json", "metrics.json", "model.pt"]
+    live = sorted(str(p.relative_to(tmp_path / "live")) for p in (tmp_path / "live").rglob("*.*"))
+    tsv = [f"plots/metrics/{name}.tsv" for name in ("drop_path", "lr", "train_acc", "train_loss")]
+    assert live == ["metrics.json", *tsv]  # the per-epoch metrics, written with dvclive
     metrics = json.loads((out / "metrics.json").read_text())
     evaluate = [
         "evaluate",
