@@ -15,15 +15,17 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
-# The products: both trained networks and their evaluations. The models are asked for by name
-# because the evaluations (DVC metrics) are committed in git: in a fresh clone they are present, and
-# Snakemake would take them as finished; the models are not, so their steps run, and everything
-# downstream of them is then newer than the committed files.
+# The products: both trained networks, their evaluations and the run report. The models are asked
+# for by name because the evaluations and the report are committed in git: in a fresh clone they are
+# present, and Snakemake would take them as finished; the models are not, so their steps run, and
+# everything downstream of them is then newer than the committed files.
 rule all:
     input:
         rules.train.output.model,
         rules.transfer.output.model,
         rules.evaluate_train.output[0],
         rules.evaluate_transfer.output[0],
+        rules.report.output.metrics,

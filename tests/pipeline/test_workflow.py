@@ -29,6 +29,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import yaml
@@ -39,8 +40,8 @@ from ..helpers import SMOKE_STAGES, Repo
 pytestmark = pytest.mark.workflow
 
 GATE, GATE_FILE = "check_params", "results/params.ok"  # DVC's settings gate and its file
-STEP_WORDS = ("prepare", "search", "prune", "derive", "train", "transfer", "evaluate")
-REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate")
+STEP_WORDS = ("prepare", "search", "prune", "derive", "train", "transfer", "evaluate", "report")
+REQUIRED_WORDS = ("search", "prune", "derive", "train", "transfer", "evaluate", "report")
 PREPARE = {("prepare_data", None), ("prepare_transfer", None), ("prepare_space", None)}
 # The one lint this project declines: it runs every step from one virtualenv, not per-rule conda envs.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
@@ -313,6 +314,7 @@ class DvcScenario(Scenario):
     def step_full(self) -> Step:
         step = self.repro("repro", resolve=False)
         step.info["metrics"] = json.loads(self.repo.run("dvc", "metrics", "show", "--json").stdout)
+        step.info["plots"] = json.loads(self.repo.run("dvc", "plots", "show", "--json").stdout)
         return step
 
     def step_noop(self) -> Step:
@@ -419,7 +421,11 @@ class SnakemakeScenario(Scenario):
         return merge(self.repo.params, copy.deepcopy(self.override))
 
     def step_full(self) -> Step:
-        return self.snakemake()
+        step = self.snakemake()
+        self.repo.run("snakemake", "--report", "report.html")
+        step.info["report"] = (self.repo.path / "report.html").read_text(errors="replace")
+        (self.repo.path / "report.html").unlink()
+        return step
 
     def step_noop(self) -> Step:
         return self.snakemake()
@@ -511,7 +517,7 @@ def caps(step: Step) -> dict[int, dict]:
 def all_keys(stages: list[str]) -> set[StepKey]:
     per_stage = {(rule, name) for rule in ("prune", "search") for name in stages}
     rest = {("derive", None), ("train", None), ("transfer", None), ("evaluate_train", None)}
-    return PREPARE | per_stage | rest | {("evaluate_transfer", None)}
+    return PREPARE | per_stage | rest | {("evaluate_transfer", None), ("report", None)}
 
 
 def downstream_of_stage(stages: list[str], index: int) -> set[StepKey]:
@@ -521,7 +527,7 @@ def downstream_of_stage(stages: list[str], index: int) -> set[StepKey]:
 
 
 def downstream_of_derive() -> set[StepKey]:
-    rest = ("derive", "train", "transfer", "evaluate_train", "evaluate_transfer")
+    rest = ("derive", "train", "transfer", "evaluate_train", "evaluate_transfer", "report")
     return {(rule, None) for rule in rest}
 
 
@@ -538,6 +544,18 @@ def dvc_expected(step: Step, settings_changed: set[str]) -> set[str]:
 
 # --------------------------------------------------------------------------------------------------
 # 1. Both tools: the same steps, commands, inputs and outputs
+
+
+def _same_files(dvc_paths, smk_paths) -> bool:
+    """The same files, where one tool may name a folder and the other files in it: DVC declares the
+    files of a dvclive folder (Snakemake the folder) and depends on the search folder (Snakemake on
+    each stage's alphas and history). Each path stands for the widest folder of either list holding it."""
+    paths = set(dvc_paths) | set(smk_paths)
+
+    def widest(path):
+        return min((q for q in paths if path == q or path.startswith(q + "/")), key=len)
+
+    return {widest(p) for p in dvc_paths} == {widest(p) for p in smk_paths}
 
 
 @pytest.mark.parametrize(
@@ -581,8 +599,8 @@ def test_same_steps_commands_and_files(tmp_path, config):
         assert shlex.split(dvc_resolved[name]["cmd"]) == shlex.split(job.shell), key
         # ... on the same files: every DVC out (metrics and plots included) is a Snakemake output and
         # the reverse; every DVC dep a Snakemake input and the reverse.
-        assert set(dvc_resolved[name]["outs"]) == job.files("output"), key
-        assert set(dvc_resolved[name]["deps"]) == job.files("input"), key
+        assert _same_files(dvc_resolved[name]["outs"], job.files("output")), key
+        assert _same_files(dvc_resolved[name]["deps"], job.files("input")), key
         assert job.fields["log"] in shlex.split(job.shell), key
     # The final step reads the last stage's alphas.
     assert f"results/search/{stages[-1]}/alphas.json" in smk[("derive", None)].files("input")
@@ -601,12 +619,21 @@ def test_dvc_full_run(dvc):
         assert path in step.after, path
     evaluation = step.files["results/evaluate/train.json"]
     assert 0 <= evaluation["top1_acc"] <= 1
-    # `dvc metrics show` lists the accuracies of both evaluations.
+    # `dvc metrics show` lists the report's headline metrics: both evaluations' errors, the search
+    # stages' seconds (the run records of this very run).
     text = json.dumps(step.info["metrics"])
-    metrics = _find_key(step.info["metrics"], "results/evaluate/train.json")
-    assert metrics["data"]["top1_acc"] == pytest.approx(evaluation["top1_acc"]), text
-    transfer = _find_key(step.info["metrics"], "results/evaluate/transfer.json")
-    assert 0 <= transfer["data"]["top1_acc"] <= 1
+    metrics = _find_key(step.info["metrics"], "results/metrics.json")["data"]
+    assert metrics["top1_err"] == pytest.approx(evaluation["top1_err"]), text
+    assert metrics["transfer_top1_err"] == step.files["results/evaluate/transfer.json"]["top1_err"], text
+    assert all(metrics[f"{stage}_sec"] > 0 for stage in SMOKE_STAGES), text
+    for name in (
+        "index.html",
+        "summary.md",
+        "normal.png",
+        "reduce.png",
+        f"search/{SMOKE_STAGES[0]}_alphas.png",
+    ):
+        assert f"results/report/{name}" in step.after, name
 
 
 def _find_key(tree, key):
@@ -618,6 +645,29 @@ def _find_key(tree, key):
             if found is not None:
                 return found
     return None
+
+
+def test_dvc_plots_have_their_axes_and_show_the_reports_images(dvc):
+    """`dvc plots show`: each dvclive file of a step is one chart, x = step (the epoch), y = its metric
+    (never seconds); the report's images are image plots."""
+    plots = dvc["full"].info["plots"]["data"]
+    images = {
+        Path(entry["url"]).name
+        for key, entries in plots.items()
+        for entry in entries
+        if entry["type"] == "image"
+    }
+    expected = {"normal.png", "reduce.png", "train_curves.png", "transfer_curves.png"}
+    expected |= {
+        f"{stage}_{kind}.png" for stage in SMOKE_STAGES for kind in ("alphas", "trajectories", "curves")
+    }
+    assert expected <= images, sorted(images)
+    charts = {key: entries for key, entries in plots.items() if key.endswith(".tsv")}
+    assert f"results/search/{SMOKE_STAGES[0]}/live/plots/metrics/arch_loss.tsv" in charts, sorted(plots)
+    assert "results/train/live/plots/metrics/train_acc.tsv" in charts, sorted(plots)
+    for key, entries in charts.items():
+        spec = json.dumps(entries)
+        assert '"step"' in spec and f'"{Path(key).stem}"' in spec and "seconds" not in spec, key
 
 
 def test_dvc_second_run_does_nothing(dvc):
@@ -643,19 +693,21 @@ def test_dvc_rerun_with_identical_results_leaves_git_and_dvc_clean(dvc):
 
 def test_dvc_data_check_setting_reruns_only_the_data_step(dvc):
     """transfer_data.verify_images changes how the data are checked, not the data: prepare_transfer
-    reruns (after the settings gate), and the transfer training does not."""
+    reruns (after the settings gate), and the transfer training does not. (The report, which lists
+    the settings, is redrawn.)"""
     step = dvc["verify_images"]
     assert step.info["gate_ran"]
-    assert step.ran == {("prepare_transfer", None)}, step.output
+    assert step.ran == {("prepare_transfer", None), ("report", None)}, step.output
     assert not step.changed("results/data/transfer")
 
 
 def test_dvc_train_setting_via_exp_run(dvc):
-    """`dvc exp run -S train.epochs=2` reruns exactly train and evaluate_train, and reaches the step."""
+    """`dvc exp run -S train.epochs=2` reruns exactly train, evaluate_train and the report, and reaches
+    the step."""
     step = dvc["train"]
     assert step.info["gate_ran"]
-    assert step.ran == {("train", None), ("evaluate_train", None)}, step.output
-    assert step.ran == {dvc_key(n, SMOKE_STAGES) for n in dvc_expected(step, {"train"})}
+    assert step.ran == {("train", None), ("evaluate_train", None), ("report", None)}, step.output
+    assert step.ran == {dvc_key(n, SMOKE_STAGES) for n in dvc_expected(step, {"train", "report"})}
     assert len(step.files["results/train/history.json"]) == 2
     assert "--epochs 2" in step.info["lock"]["train"]["cmd"]
 
@@ -667,7 +719,7 @@ def test_dvc_stage_record_via_exp_run(dvc):
     assert ("search", "stage2") in step.ran
     assert not step.ran & (PREPARE | {("prune", "stage1"), ("search", "stage1"), ("prune", "stage2")})
     assert step.changed("results/search/stage2/alphas.json")
-    assert set(step.ran_names) == dvc_expected(step, {"search@1"}), step.output
+    assert set(step.ran_names) == dvc_expected(step, {"search@1", "report"}), step.output
     # derive and train ran iff what they read changed.
     assert (("derive", None) in step.ran) == step.changed("results/search/stage3/alphas.json")
     assert (("train", None) in step.ran) == step.changed("results/derive/genotype.json")
@@ -682,7 +734,7 @@ def test_dvc_max_skip(dvc):
     cap = step.info["max_skip"]
     assert ("derive", None) in step.ran
     assert not {key for key in step.ran if key[0] in ("prune", "search") or key in PREPARE}
-    assert set(step.ran_names) == dvc_expected(step, {"derive"}), step.output
+    assert set(step.ran_names) == dvc_expected(step, {"derive", "report"}), step.output
     assert step.files["results/derive/genotype.json"] == caps(step)[cap]
     assert (("train", None) in step.ran) == step.changed("results/derive/genotype.json")
     assert (("transfer", None) in step.ran) == step.changed("results/derive/genotype.json")
@@ -692,10 +744,10 @@ def test_dvc_two_stages(dvc):
     step = dvc["two_stages"]
     assert ("derive", None) in step.ran
     assert not {key for key in step.ran if key[0] in ("prune", "search") or key in PREPARE}
-    assert set(step.ran_names) == dvc_expected(step, {"derive"}), step.output
+    assert set(step.ran_names) == dvc_expected(step, {"derive", "report"}), step.output
     assert set(step.info["stages"]) == {
         GATE, "prepare_data", "prepare_transfer", "prepare_space", "prune@0", "prune@1", "search@0",
-        "search@1", "derive", "train", "transfer", "evaluate_train", "evaluate_transfer",
+        "search@1", "derive", "train", "transfer", "evaluate_train", "evaluate_transfer", "report",
     }  # fmt: skip
     derive = step.info["lock"]["derive"]
     assert "--alphas results/search/stage2/alphas.json" in derive["cmd"]
@@ -715,6 +767,15 @@ def test_snakemake_full_run(smk):
     assert 0 <= step.files["results/evaluate/transfer.json"]["top1_acc"] <= 1
 
 
+def test_snakemake_report_holds_the_figures(smk):
+    """`snakemake --report report.html` after a run: Snakemake's own page, with the report's images
+    (marked with report() in the rule) embedded."""
+    page = smk["full"].info["report"]
+    assert len(page) > 100_000
+    for name in ("normal.png", "reduce.png", f"{SMOKE_STAGES[0]}_alphas.png", "train_curves.png"):
+        assert name in page, name
+
+
 def test_snakemake_second_run_does_nothing(smk):
     step = smk["noop"]
     assert step.ran == set(), step.output
@@ -724,9 +785,9 @@ def test_snakemake_second_run_does_nothing(smk):
 
 def test_snakemake_partial_configfile_reruns_train(smk):
     """`--configfile override.yaml` holding only `train: {epochs: 2}` passes validation (merged over
-    params.yaml), reruns exactly train and evaluate_train, and reaches the step."""
+    params.yaml), reruns exactly train, evaluate_train and the report, and reaches the step."""
     step = smk["train"]
-    assert step.ran == {("train", None), ("evaluate_train", None)}, step.output
+    assert step.ran == {("train", None), ("evaluate_train", None), ("report", None)}, step.output
     assert "params" in step.info["jobs"][("train", None)].fields["reason"].lower()
     assert len(step.files["results/train/history.json"]) == 2
 
@@ -772,9 +833,13 @@ def test_both_tools_compute_the_same_results(dvc, smk):
     alphas, genotypes, models, metrics, histories and evaluations (nothing in them varies by run)."""
     dvc_full, smk_full = dvc["full"].after, smk["full"].after
     # DVC writes .gitignore files beside its outputs and its settings gate's file; Snakemake a
-    # timestamp into a directory() output.
-    dvc_files = {p for p in dvc_full if not p.endswith("/.gitignore") and p != GATE_FILE}
-    assert dvc_files == {p for p in smk_full if not p.endswith((".snakemake_timestamp", "/.gitignore"))}
+    # timestamp into a directory() output. The report's pages and headline metrics show each run's
+    # seconds (its images do not).
+    timed = {"results/report/index.html", "results/report/summary.md", "results/metrics.json"}
+    dvc_files = {p for p in dvc_full if not p.endswith("/.gitignore") and p not in {GATE_FILE, *timed}}
+    assert dvc_files == {
+        p for p in smk_full if not p.endswith((".snakemake_timestamp", "/.gitignore")) and p not in timed
+    }
     for path in ["results/train/model.pt", "results/evaluate/train.json", *FINAL_OUTPUTS]:
         assert path in dvc_files, path
     assert {p: dvc_full[p] for p in dvc_files} == {p: smk_full[p] for p in dvc_files}

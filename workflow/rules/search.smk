@@ -23,6 +23,7 @@ rule search:
         alphas="results/search/{stage}/alphas.json",
         metrics="results/search/{stage}/metrics.json",
         history="results/search/{stage}/history.json",
+        live=directory("results/search/{stage}/live"),
     params:
         cells=stage_setting("cells"),
         skip_dropout=stage_setting("skip_dropout"),
@@ -35,6 +36,7 @@ rule search:
         " --skip_dropout {params.skip_dropout} --candidates {input.candidates} --data {input.data}"
         " {params.common} --checkpoint checkpoints/search/{wildcards.stage}.pt"
         " --out-alphas {output.alphas} --out-metrics {output.metrics} --out-history {output.history}"
+        " --out-live {output.live}"
 
 
 rule derive:

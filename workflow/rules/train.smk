@@ -9,6 +9,7 @@ rule train:
         model="results/train/model.pt",
         metrics="results/train/metrics.json",
         history="results/train/history.json",
+        live=directory("results/train/live"),
     params:
         flags=flags(config["train"]),
     threads: workflow.cores
@@ -17,7 +18,7 @@ rule train:
     shell:
         "pdarts --log {log} train --genotype {input.genotype} --data {input.data} {params.flags}"
         " --checkpoint checkpoints/train.pt --out-model {output.model} --out-metrics {output.metrics}"
-        " --out-history {output.history}"
+        " --out-history {output.history} --out-live {output.live}"
 
 
 rule transfer:
@@ -28,6 +29,7 @@ rule transfer:
         model="results/transfer/model.pt",
         metrics="results/transfer/metrics.json",
         history="results/transfer/history.json",
+        live=directory("results/transfer/live"),
     params:
         flags=flags(config["transfer"]),
     threads: workflow.cores
@@ -36,7 +38,7 @@ rule transfer:
     shell:
         "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data} {params.flags}"
         " --checkpoint checkpoints/transfer.pt --out-model {output.model} --out-metrics {output.metrics}"
-        " --out-history {output.history}"
+        " --out-history {output.history} --out-live {output.live}"
 
 
 rule evaluate_train:
