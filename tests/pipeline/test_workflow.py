@@ -624,8 +624,8 @@ def test_dvc_full_run(dvc):
     text = json.dumps(step.info["metrics"])
     metrics = _find_key(step.info["metrics"], "results/metrics.json")["data"]
     assert metrics["top1_err"] == pytest.approx(evaluation["top1_err"]), text
-    assert metrics["transfer_top1_err"] == step.files["results/evaluate/transfer.json"]["top1_err"], text
-    assert all(metrics[f"{stage}_sec"] > 0 for stage in SMOKE_STAGES), text
+    assert metrics["transfer_err"] == step.files["results/evaluate/transfer.json"]["top1_err"], text
+    assert all(metrics[f"{stage}_s"] > 0 for stage in SMOKE_STAGES), text
     for name in (
         "index.html",
         "summary.md",

@@ -101,10 +101,10 @@ def test_headline_metrics_are_the_evaluations_and_the_chosen_genotype(reported):
         "top1_err": train["top1_err"],
         "params": train["params"],
         "macs": train["macs"],
-        "transfer_top1_err": transfer["top1_err"],
+        "transfer_err": transfer["top1_err"],
         "transfer_macs": transfer["macs"],
-        "normal_skips": count_skips(chosen.normal),
-        **{f"{stage}_sec": None for stage in STAGES},  # no run records: not recorded
+        "skips": count_skips(chosen.normal),
+        **{f"{stage}_s": None for stage in STAGES},  # no run records: not recorded
     }
     assert all(not isinstance(value, (dict, list)) for value in metrics.values())  # flat columns
 
@@ -123,8 +123,8 @@ def test_seconds_come_only_from_records_of_the_files_reported(run):
     _record(run, "evaluate_train", {evaluation: file_md5(evaluation)}, seconds=3.0, latency_ms_batch1=4.5)
     assert main([*REPORT_ARGS, "--logs", "logs"]) == 0
     metrics = json.loads((run / "results" / "metrics.json").read_text())
-    assert metrics[f"{STAGES[0]}_sec"] == 12.3
-    assert metrics[f"{STAGES[1]}_sec"] is None
+    assert metrics[f"{STAGES[0]}_s"] == 12.3
+    assert metrics[f"{STAGES[1]}_s"] is None
     page = (run / "results" / "report" / "index.html").read_text()
     assert "4.5 ms @ 1" in page and "99.0" not in page
     assert f"<td>search/{STAGES[0]}</td><td>12.3</td>" in page
