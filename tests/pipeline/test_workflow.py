@@ -340,12 +340,15 @@ class DvcScenario(Scenario):
         return self.repro("exp", "run", "-S", "search.stages.1.skip_dropout=0.5")
 
     def step_max_skip(self) -> Step:
+        """The README's example: the workspace committed, then `dvc exp run -S derive.max_skip=M` and
+        its `dvc exp show` line at 120 terminal columns."""
         cap = genotype_cap_that_changes(self.repo)
-        params = self.repo.params
-        params["derive"]["max_skip"] = cap
-        self.repo.params = params
-        step = self.repro("repro")
+        self.repo.git("add", "-A")
+        self.repo.git("commit", "-q", "-m", "before max_skip")
+        step = self.repro("exp", "run", "-S", f"derive.max_skip={cap}")
         step.info["max_skip"] = cap
+        command = shlex.split(_readme_exp_show())
+        step.info["exp_show"] = self.repo.run("env", "COLUMNS=120", *command, "--no-pager").stdout
         return step
 
     def step_two_stages(self) -> Step:
@@ -710,6 +713,36 @@ def test_dvc_train_setting_via_exp_run(dvc):
     assert step.ran == {dvc_key(n, SMOKE_STAGES) for n in dvc_expected(step, {"train", "report"})}
     assert len(step.files["results/train/history.json"]) == 2
     assert "--epochs 2" in step.info["lock"]["train"]["cmd"]
+
+
+def _readme_exp_show() -> str:
+    """The `dvc exp show` command of the README's experiments section."""
+    lines = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show")
+    ]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_readme_exp_show_reads_at_120_columns(dvc):
+    """After `dvc exp run -S derive.max_skip=M` (a cap that changes the genotype, so both networks
+    retrain), the README's `dvc exp show` fits 120 columns: every header whole (no "…"), the headline
+    metrics, each stage's seconds, the changed setting, and no unchanged setting."""
+    table = dvc["max_skip"].info["exp_show"]
+    lines = table.strip("\n").splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 120, table
+    assert "…" not in table, table
+    header = lines[1].split()
+    for column in (
+        "top1_err",
+        "params",
+        "macs",
+        "skips",
+        *(f"{s}_s" for s in SMOKE_STAGES),
+        "derive.max_skip",
+    ):
+        assert column in header, table
+    assert "search.common.seed" not in header  # unchanged settings are left out
 
 
 def test_dvc_stage_record_via_exp_run(dvc):
