@@ -69,23 +69,23 @@ def _assert_matches(folder, history, names):
     assert summary == {"step": history[-1]["epoch"], **{name: history[-1][name] for name in names}}
 
 
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    """An uninterrupted stage with its live folder, and the resume state saved after each epoch."""
-    folder, states = tmp_path_factory.mktemp("search") / "live", []
-    result = _search(
-        LiveMetrics(folder, LIVE_METRICS["search"]), save_state=lambda s: states.append(copy.deepcopy(s))
+def _uninterrupted(tmp_path_factory, kind: str, run):
+    """An uninterrupted run with its live folder, and the resume state saved after each epoch."""
+    folder, states = tmp_path_factory.mktemp(kind) / "live", []
+    result = run(
+        LiveMetrics(folder, LIVE_METRICS[kind]), save_state=lambda s: states.append(copy.deepcopy(s))
     )
     return folder, result, states
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    return _uninterrupted(tmp_path_factory, "search", _search)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    folder, states = tmp_path_factory.mktemp("train") / "live", []
-    result = _train(
-        LiveMetrics(folder, LIVE_METRICS["train"]), save_state=lambda s: states.append(copy.deepcopy(s))
-    )
-    return folder, result, states
+    return _uninterrupted(tmp_path_factory, "train", _train)
 
 
 def test_a_search_stage_writes_one_row_per_epoch_equal_to_its_history(searched):

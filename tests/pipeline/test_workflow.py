@@ -425,7 +425,7 @@ class SnakemakeScenario(Scenario):
 
     def step_full(self) -> Step:
         step = self.snakemake()
-        self.repo.run("snakemake", "--report", "report.html")
+        self.repo.run("snakemake", "--cores", "1", "--report", "report.html")
         step.info["report"] = (self.repo.path / "report.html").read_text(errors="replace")
         (self.repo.path / "report.html").unlink()
         return step
@@ -801,7 +801,7 @@ def test_snakemake_full_run(smk):
 
 
 def test_snakemake_report_holds_the_figures(smk):
-    """`snakemake --report report.html` after a run: Snakemake's own page, with the report's images
+    """`snakemake --cores 1 --report report.html` after a run: Snakemake's own page, with the report's images
     (marked with report() in the rule) embedded."""
     page = smk["full"].info["report"]
     assert len(page) > 100_000
