@@ -3,8 +3,8 @@ whole, then the headline metrics file.
 
 Files, relative to the report folder: ``index.html``, ``summary.md``, ``normal.png``/``.svg``,
 ``reduce.png``/``.svg``, ``<network>_curves.png`` per network, and under ``search/`` per stage
-``<stage>_alphas.png``, ``<stage>_trajectories.png``, ``<stage>_curves.png`` (a folder of images
-only, which DVC shows as image plots).
+``<stage>_alphas.png``, ``<stage>_trajectories.png``, ``<stage>_curves.png`` and all stages' curves
+in ``stages_curves.png`` (a folder of images only, which DVC shows as image plots).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from ..io import write_json
 from .cells import draw_cell
 from .content import NETWORKS, Report, headline_metrics
-from .figures import alpha_heatmap, op_trajectories, search_curves, training_curves
+from .figures import alpha_heatmap, op_trajectories, search_curves, stages_curves, training_curves
 from .page import Figures, blocks, render_html, render_markdown
 
 __all__ = ["write_report", "SEARCH_FIGURES"]
@@ -56,11 +56,15 @@ def _draw(report: Report, folder: Path) -> Figures:
             )
         search_curves(stage.history, f"search {stage.name} ({stage.cells} cells)", folder / files["curves"])
         stages[stage.name] = files
+    overview = f"{SEARCH_FIGURES}/stages_curves.png"
+    stages_curves(
+        {s.name: s.history for s in report.stages}, "the search stages side by side", folder / overview
+    )
     networks = {}
     for network in report.networks:
         networks[network.name] = f"{network.name}_curves.png"
         training_curves(network.history, NETWORKS[network.name], folder / networks[network.name])
-    return Figures("normal.png", "reduce.png", stages, networks)  # fmt: skip
+    return Figures("normal.png", "reduce.png", overview, stages, networks)  # fmt: skip
 
 
 def write_report(report: Report, folder: str | Path, metrics_path: str | Path) -> None:

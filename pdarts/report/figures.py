@@ -419,28 +419,60 @@ def _finish_panels(axes: Sequence[Axes], epochs: np.ndarray, spans) -> None:
 _SPLITS = ("#0072B2", "#D55E00")  # weights split, architecture split
 
 
+_SEARCH_SPLITS = [
+    ("train", "weights split (train)", _SPLITS[0]),
+    ("arch", "architecture split (arch)", _SPLITS[1]),
+]
+
+
+def _search_row(axes: Sequence[Axes], history: Sequence[Mapping[str, Any]], spans) -> np.ndarray:
+    """One search history on a row of 4 axes: loss, accuracy, learning rate, skip-dropout rate."""
+    epochs = _epochs(history, "search_curves")
+    loss, acc, lr, skip = axes
+    _curve_panel(loss, epochs, history, [(f"{k}_loss", label, c) for k, label, c in _SEARCH_SPLITS], "loss")
+    _curve_panel(
+        acc, epochs, history, [(f"{k}_acc", label, c) for k, label, c in _SEARCH_SPLITS], "accuracy (%)", 100
+    )
+    _rate_panel(lr, epochs, history, "lr", "learning rate", "#009E73")
+    _rate_panel(skip, epochs, history, "skip_dropout", "skip-connect dropout rate", "#000000")
+    _finish_panels(axes, epochs, spans)
+    return epochs
+
+
+def _search_legend(figure: Figure, ax: Axes, warmup: bool) -> None:
+    handles = ax.get_legend_handles_labels()[0] + ([_warmup_handle()] if warmup else [])
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+
+
 def search_curves(history: Sequence[Mapping[str, Any]], title: str, path: str | Path) -> Path:
     """Draws a search history in one row: loss and accuracy on the weights split (train) and the
     architecture split (arch, absent in warm-up), the learning rate and the skip-connect dropout rate;
     writes the PNG ``path``."""
     with report_style():
-        epochs = _epochs(history, "search_curves")
         spans = _warmup_spans(history)
         figure = Figure(figsize=(16.0, 4.2), dpi=DPI, layout="constrained")
-        loss, acc, lr, skip = figure.subplots(1, 4)
-        splits = [
-            ("train", "weights split (train)", _SPLITS[0]),
-            ("arch", "architecture split (arch)", _SPLITS[1]),
-        ]
-        _curve_panel(loss, epochs, history, [(f"{k}_loss", label, c) for k, label, c in splits], "loss")
-        _curve_panel(
-            acc, epochs, history, [(f"{k}_acc", label, c) for k, label, c in splits], "accuracy (%)", 100
-        )
-        _rate_panel(lr, epochs, history, "lr", "learning rate", "#009E73")
-        _rate_panel(skip, epochs, history, "skip_dropout", "skip-connect dropout rate", "#000000")
-        _finish_panels((loss, acc, lr, skip), epochs, spans)
-        handles = loss.get_legend_handles_labels()[0] + ([_warmup_handle()] if spans else [])
-        figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+        axes = figure.subplots(1, 4)
+        _search_row(axes, history, spans)
+        _search_legend(figure, axes[0], bool(spans))
+        figure.suptitle(title, fontsize=12)
+        return save_figure(figure, path)
+
+
+def stages_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], title: str, path: str | Path) -> Path:
+    """Every search stage's curves, one row per stage (named by the keys of ``histories``, in order),
+    the columns sharing their y axis so the stages compare at a glance; writes the PNG ``path``."""
+    if not histories:
+        raise PdartsError("stages_curves: no search stage to draw")
+    with report_style():
+        figure = Figure(figsize=(16.0, 0.6 + 3.3 * len(histories)), dpi=DPI, layout="constrained")
+        grid = figure.subplots(len(histories), 4, sharey="col", squeeze=False)
+        warmup = False
+        for row, (name, history) in zip(grid, histories.items()):
+            spans = _warmup_spans(history)
+            warmup |= bool(spans)
+            _search_row(row, history, spans)
+            row[0].set_ylabel(f"{name}\nloss")
+        _search_legend(figure, grid[0][0], warmup)
         figure.suptitle(title, fontsize=12)
         return save_figure(figure, path)
 

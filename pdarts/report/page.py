@@ -23,6 +23,7 @@ class Figures:
 
     normal: str
     reduce: str
+    stages_curves: str
     stages: dict[str, dict[str, str]]  # stage -> {"alphas", "trajectories", "curves"} -> file
     networks: dict[str, str]  # network -> curves file
 
@@ -109,7 +110,11 @@ def _stages(report: Report, figures: Figures) -> list[Block]:
              _seconds(stage.record)]
         )  # fmt: skip
     header = ["stage", "cells", "ops/edge", "skip dropout", "epochs", "train acc", "arch acc", "seconds"]
-    blocks: list[Block] = [("h2", "Search stages"), ("table", header, rows)]
+    blocks: list[Block] = [
+        ("h2", "Search stages"),
+        ("table", header, rows),
+        ("images", [(figures.stages_curves, "every stage's curves, one row per stage")]),
+    ]
     for stage in report.stages:
         files = figures.stages[stage.name]
         blocks += [

@@ -179,3 +179,13 @@ def test_edge_labels():
         "c_{k-2}→1",
     ]
     assert figures.edge_label(2, 3) == "0→1"
+
+
+def test_all_stages_side_by_side_draw_one_png_per_call_with_the_same_bytes(tmp_path):
+    histories = {"stage1": _history(8, epochs=4, warmup=2), "stage2": _history(5), "stage3": _history(3)}
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    figures.stages_curves(histories, "stages", first)
+    figures.stages_curves(histories, "stages", second)
+    assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and first.read_bytes() == second.read_bytes()
+    with pytest.raises(PdartsError, match="no search stage"):
+        figures.stages_curves({}, "stages", tmp_path / "c.png")

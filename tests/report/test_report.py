@@ -74,6 +74,7 @@ def test_report_writes_every_figure_and_pages_that_name_only_files_that_exist(re
     report = run / "results" / "report"
     expected = ["index.html", "summary.md", "normal.png", "normal.svg", "reduce.png", "reduce.svg",
                 "train_curves.png", "transfer_curves.png"]  # fmt: skip
+    expected.append("search/stages_curves.png")
     for stage in STAGES:
         expected += [f"search/{stage}_{kind}.png" for kind in ("alphas", "trajectories", "curves")]
     for name in expected:
