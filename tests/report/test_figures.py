@@ -123,9 +123,10 @@ def test_stage3_like_data_with_three_ops_per_edge(tmp_path, kind):
     assert _draw(kind, data, tmp_path / f"{kind}.png").startswith(PNG_MAGIC)
 
 
-def test_the_committed_stage1_alphas_draw(tmp_path):
-    alphas = json.loads((ROOT / "results/search/stage1/alphas.json").read_text())
-    assert _draw("heatmap", alphas, tmp_path / "alphas.png").startswith(PNG_MAGIC)
+def test_the_committed_stage1_op_weights_draw(tmp_path):
+    """The committed history's op weights per epoch (its alphas.json is in DVC's cache, not in git)."""
+    history = json.loads((ROOT / "results/search/stage1/history.json").read_text())
+    assert _draw("trajectories", history, tmp_path / "trajectories.png").startswith(PNG_MAGIC)
 
 
 def test_alphas_without_weights_are_softmaxed(tmp_path):

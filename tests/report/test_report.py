@@ -6,40 +6,56 @@ one line and leave the old report whole."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 
 import pytest
 import yaml
 
+from pdarts.alphas import alphas_from_dict
 from pdarts.cli import main
 from pdarts.genotype import genotype_from_dict
 from pdarts.runlog import file_md5
-from pdarts.search.derivation import count_skips
+from pdarts.search.derivation import all_caps_record, count_skips, derive_all_caps
+from pdarts.search_space import CELL_TYPES, EDGES
 
 from ..conftest import ROOT
 
-STAGES = [stage["name"] for stage in yaml.safe_load((ROOT / "params.yaml").read_text())["search"]["stages"]]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+STAGES = [stage["name"] for stage in PARAMS["search"]["stages"]]
 
 
-def _with_op_probabilities(history: list[dict], alphas: dict) -> list[dict]:
-    """Histories written before op weights were recorded: give every epoch the final ones."""
-    final = {cell: [dict(zip(e["ops"], e["weights"])) for e in alphas[cell]] for cell in ("normal", "reduce")}
-    return [{**epoch, "op_probabilities": epoch.get("op_probabilities", final)} for epoch in history]
+def _alphas_of(history: list[dict]) -> dict:
+    """A stage's alphas.json from its history's last op weights (alpha = log p, so softmax(alpha) = p):
+    the search's alphas are DVC-cached, not in a clone; its histories are committed."""
+    last = history[-1]["op_probabilities"]
+    return {
+        cell: [
+            {"source": source, "target": node + 2, "ops": list(p), "alpha": [math.log(v) for v in p.values()],
+             "weights": list(p.values())}
+            for (node, source), p in zip(EDGES, last[cell])
+        ]
+        for cell in CELL_TYPES
+    }  # fmt: skip
 
 
 def _copy_run(tmp_path):
-    """A copy of the committed run's results and params.yaml in a fresh folder."""
+    """The committed run's files in a fresh folder (params.yaml, histories, evaluations: what git
+    holds), with each stage's alphas and the genotypes at every cap made from them."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    for part in ["search", "derive", "train/history.json", "transfer/history.json", "evaluate"]:
+    for part in ["search", "train/history.json", "transfer/history.json", "evaluate"]:
         source, target = ROOT / "results" / part, tmp_path / "results" / part
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
     for stage in STAGES:
         folder = tmp_path / "results" / "search" / stage
-        alphas = json.loads((folder / "alphas.json").read_text())
-        history = _with_op_probabilities(json.loads((folder / "history.json").read_text()), alphas)
-        (folder / "history.json").write_text(json.dumps(history))
+        alphas = _alphas_of(json.loads((folder / "history.json").read_text()))
+        (folder / "alphas.json").write_text(json.dumps(alphas))
+    by_cap = derive_all_caps(alphas_from_dict(alphas))  # the last stage's
+    caps = tmp_path / "results" / "derive" / "genotypes.json"
+    caps.parent.mkdir(parents=True)
+    caps.write_text(json.dumps(all_caps_record(by_cap, PARAMS["derive"]["max_skip"])))
     return tmp_path
 
 
