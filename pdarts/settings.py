@@ -312,7 +312,8 @@ def check_stages(params: Mapping[str, Any]) -> None:
         previous_name, previous_ops = stage["name"], stage["ops"]
 
 
-def _section(params: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+def section_values(params: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+    """The values of a dotted section (``"search.common"``) of a settings mapping."""
     node = params
     for part in section.split("."):
         node = node[part]
@@ -330,7 +331,7 @@ def check_params(params: Any) -> None:
         raise PdartsError(problem)
     check_stages(params)
     for section, cls in SECTIONS.items():
-        cls.from_dict(_section(params, section))
+        cls.from_dict(section_values(params, section))
 
 
 def check_params_file(path) -> None:

@@ -19,7 +19,7 @@ from ..errors import PdartsError
 from ..genotype import Genotype, genotype_from_dict
 from ..io import read_json
 from ..search.derivation import MAX_CAP, count_skips
-from ..settings import SECTIONS, check_params, schema_defaults
+from ..settings import SECTIONS, check_params, schema_defaults, section_values
 from .records import RunRecords, StepRecord
 
 __all__ = [
@@ -131,9 +131,7 @@ def changed_settings(settings: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     (the paper's value); ``search.stages`` has no default and is reported with the stages."""
     changed = []
     for section in SECTIONS:
-        values = settings
-        for part in section.split("."):
-            values = values[part]
+        values = section_values(settings, section)
         for key, default in schema_defaults(section).items():
             if values.get(key, default) != default:
                 changed.append((f"{section}.{key}", values[key], default))

@@ -35,11 +35,12 @@ class StepRecord:
 class RunRecords:
     """The run records under a logs folder whose outputs are still the files on disk."""
 
-    def __init__(self, records: list[StepRecord]) -> None:
+    def __init__(self, records: list[StepRecord], digests: dict[str, str] | None = None) -> None:
         self.records = records
         self._by_output = {
             (path, digest): record for record in records for path, digest in record.fields["outputs"].items()
         }
+        self._digests = digests if digests is not None else {}  # path -> MD5, each file hashed once
 
     @classmethod
     def from_folder(cls, folder: str | Path | None) -> RunRecords:
@@ -47,19 +48,17 @@ class RunRecords:
         those whose every recorded output file still has the recorded MD5."""
         if folder is None or not Path(folder).is_dir():
             return cls([])
-        records = []
+        records, digests = [], {}
         for path in sorted(Path(folder).rglob("*.json")):
             record = _read_record(path, Path(folder))
-            if record is not None and _outputs_current(record.fields["outputs"]):
+            if record is not None and _outputs_current(record.fields["outputs"], digests):
                 records.append(record)
-        return cls(records)
+        return cls(records, digests)
 
     def of(self, artifact: str | Path) -> StepRecord | None:
         """The record of the run that wrote ``artifact`` as it is now (None: not recorded)."""
-        path = Path(artifact)
-        if not path.is_file():
-            return None
-        return self._by_output.get((str(artifact), file_md5(path)))
+        digest = _current_md5(str(artifact), self._digests)
+        return None if digest is None else self._by_output.get((str(artifact), digest))
 
 
 def _read_record(path: Path, folder: Path) -> StepRecord | None:
@@ -75,7 +74,14 @@ def _read_record(path: Path, folder: Path) -> StepRecord | None:
     return StepRecord(step, seconds if isinstance(seconds, (int, float)) else None, fields)
 
 
-def _outputs_current(outputs: dict[str, Any]) -> bool:
-    return bool(outputs) and all(
-        Path(path).is_file() and file_md5(path) == digest for path, digest in outputs.items()
-    )
+def _current_md5(path: str, digests: dict[str, str]) -> str | None:
+    """The MD5 of the file at ``path`` now (None: no such file), hashed once per report."""
+    if path not in digests:
+        if not Path(path).is_file():
+            return None
+        digests[path] = file_md5(path)
+    return digests[path]
+
+
+def _outputs_current(outputs: dict[str, Any], digests: dict[str, str]) -> bool:
+    return bool(outputs) and all(_current_md5(path, digests) == digest for path, digest in outputs.items())
