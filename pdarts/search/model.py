@@ -112,14 +112,11 @@ class SearchCell(nn.Module):
         self.reduction = reduction
         self.out_channels = NUM_NODES * channels
         self.preprocess0, self.preprocess1 = cell_inputs(c_prev_prev, c_prev, channels, reduction_prev, False)
-        # Skip dropout in normal cells only (docs/algorithm.md#skip-connect-dropout).
+        # Skip dropout on every stride-1 skip-connect, in both cell types: a reduction cell's six
+        # edges between its nodes; its stride-2 skips (FactorizedReduce) are never dropped
+        # (docs/algorithm.md#skip-connect-dropout).
         self.edges = nn.ModuleList(
-            MixedOp(
-                channels,
-                2 if reduction and source < 2 else 1,
-                ops,
-                skip_dropout=skip_dropout and not reduction,
-            )
+            MixedOp(channels, 2 if reduction and source < 2 else 1, ops, skip_dropout=skip_dropout)
             for (_, source), ops in zip(EDGES, candidates)
         )
 
@@ -237,8 +234,8 @@ class SearchNetwork(nn.Module):
         init_channels: C, channels of the first cells (the stem gives 3*C).
         num_classes: classifier outputs.
         in_channels: image channels.
-        skip_dropout: whether stride-1 skip-connects of normal cells carry a dropout layer (the
-            stage's rate > 0); its rate is set with ``set_skip_dropout``.
+        skip_dropout: whether the stride-1 skip-connects of both cell types carry a dropout layer
+            (the stage's rate > 0); its rate is set with ``set_skip_dropout``.
         generator: random generator for the alpha initialisation.
         checkpoint_cells: keep only each cell's inputs for the backward pass and recompute the
             rest (activation checkpointing): less memory, one more forward pass per cell.

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from pdarts.search.model import MixedOp, SearchNetwork
-from pdarts.search_space import full_candidates
+from pdarts.search_space import EDGES, full_candidates
 
 
 def test_stage_one_supernet_has_the_papers_weight_count():
@@ -56,15 +56,22 @@ def _dropouts(net):
     return [m for m in net.modules() if isinstance(m, nn.Dropout)]
 
 
-def test_skip_dropout_only_on_stride_one_skips_of_normal_cells():
-    net = SearchNetwork(full_candidates(), 5, 4, 10, skip_dropout=True)
-    normal_cells = [c for c in net.cells if not c.reduction]
-    # 14 stride-1 skips per normal cell, none in reduction cells
-    assert len(_dropouts(net)) == 14 * len(normal_cells) == 42
-    for cell in net.cells:
+def test_skip_dropout_on_every_stride_one_skip_of_both_cell_types():
+    """Stage-3 sized supernet (17 cells, reductions at 5 and 11): a dropout on each of a normal cell's
+    14 skip-connects, on the 6 of a reduction cell between its nodes, never on a stride-2 skip."""
+    net = SearchNetwork(full_candidates(), 17, 4, 10, skip_dropout=True)
+    for index, cell in enumerate(net.cells):
+        dropped = [
+            i for i, edge in enumerate(cell.edges) if any(isinstance(m, nn.Dropout) for m in edge.modules())
+        ]
         if cell.reduction:
-            assert not any(isinstance(m, nn.Dropout) for m in cell.modules())
-    assert not _dropouts(SearchNetwork(full_candidates(), 5, 4, 10, skip_dropout=False))
+            assert index in (17 // 3, 2 * 17 // 3)
+            assert dropped == [i for i, (_, source) in enumerate(EDGES) if source >= 2], index
+            assert len(dropped) == 6
+        else:
+            assert dropped == list(range(14)), index
+    assert len(_dropouts(net)) == 15 * 14 + 2 * 6
+    assert not _dropouts(SearchNetwork(full_candidates(), 17, 4, 10, skip_dropout=False))
     net.set_skip_dropout(0.3)
     assert {d.p for d in _dropouts(net)} == {0.3}
 
