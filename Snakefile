@@ -16,9 +16,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sweep.smk"
 
 
-# The products: both trained networks, their evaluations and the run report. The models are asked
+# The products (the seeds sweep is its own target: `snakemake --cores N sweep`): both trained networks, their evaluations and the run report. The models are asked
 # for by name because the evaluations and the report are committed in git: in a fresh clone they are
 # present, and Snakemake would take them as finished; the models are not, so their steps run, and
 # everything downstream of them is then newer than the committed files.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Any
 
 from .errors import PdartsError
 
-__all__ = ["atomic_path", "write_json", "read_json", "check_finite_json"]
+__all__ = ["atomic_folder", "atomic_path", "write_json", "read_json", "check_finite_json"]
 
 _UMASK = os.umask(0)  # read it (there is no other way) and put it back
 os.umask(_UMASK)
@@ -41,6 +42,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yields a fresh temporary folder beside ``path``; if the block succeeds, it replaces ``path``
+    whole (a failure leaves the old folder, or none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield staging
+        staging.chmod(0o777 & ~_UMASK)  # mkdtemp makes it private; an artifact is an ordinary folder
+        old = None
+        if path.exists():
+            old = path.with_name(f"{staging.name}.old")
+            path.rename(old)
+        staging.rename(path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> None:

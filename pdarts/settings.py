@@ -11,8 +11,9 @@ message. Field names are the schema's keys (``to_dict`` gives them in its order)
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from .config import load_params, resolved_schema, schema_error, section_schema, validate_section
@@ -32,9 +33,11 @@ __all__ = [
     "TransferDataSettings",
     "TransferSettings",
     "EvaluateSettings",
+    "SweepSettings",
     "SECTIONS",
     "check_params",
     "check_params_file",
+    "merge_settings",
 ]
 
 FIRST_STAGE_AFTER = "space"  # the first stage prunes from the initial search space
@@ -275,6 +278,16 @@ class EvaluateSettings(Section):
     device: str
 
 
+@dataclass(frozen=True)
+class SweepSettings(Section):
+    """``sweep``: the seeds and methods of the seeds sweep (docs/workflow.md#the-seeds-sweep)."""
+
+    section: ClassVar[str] = "sweep"
+    seeds: list[int]
+    methods: list[str]
+    darts_cells: int
+
+
 SECTIONS: dict[str, type[Section]] = {
     cls.section: cls
     for cls in (
@@ -286,6 +299,7 @@ SECTIONS: dict[str, type[Section]] = {
         TransferDataSettings,
         TransferSettings,
         EvaluateSettings,
+        SweepSettings,
     )
 }
 
@@ -341,3 +355,24 @@ def check_params_file(path) -> None:
         check_params(params)
     except PdartsError as exc:
         raise PdartsError(f"{path}: {exc}") from None
+
+
+def merge_settings(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The settings files merged in order, later ones over earlier ones key by key (as Snakemake
+    merges ``--configfile`` over ``params.yaml``), then checked."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        _merge(merged, load_params(path))
+    try:
+        check_params(merged)
+    except PdartsError as exc:
+        raise PdartsError(f"{', '.join(map(str, paths))}: {exc}") from None
+    return merged
+
+
+def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value

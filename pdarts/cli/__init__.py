@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from ..errors import PdartsError
 from ..launch import launched_argv
 from ..runlog import RUN_RECORD, setup_logging, write_run_record
-from . import bench, check, derive, evaluate, prepare, prune, report, search, summary, train
+from . import bench, check, derive, evaluate, prepare, prune, report, search, summary, sweep, train
 from .options import HelpFormatter
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (check, prepare, prune, search, derive, train, evaluate, report, summary, bench)
+COMMANDS = (check, prepare, prune, search, derive, train, evaluate, report, sweep, summary, bench)
 USER_ERROR = 2
 
 

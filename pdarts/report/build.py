@@ -10,11 +10,9 @@ in ``stages_curves.png`` (a folder of images only, which DVC shows as image plot
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
-from ..io import write_json
+from ..io import atomic_folder, write_json
 from .cells import draw_cell
 from .content import NETWORKS, Report, headline_metrics
 from .figures import alpha_heatmap, op_trajectories, search_curves, stages_curves, training_curves
@@ -70,23 +68,10 @@ def _draw(report: Report, folder: Path) -> Figures:
 def write_report(report: Report, folder: str | Path, metrics_path: str | Path) -> None:
     """Draws the figures and writes the pages into ``folder`` (replaced whole: a failure leaves the
     old folder, or none), then ``metrics_path`` (flat headline metrics)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         figures = _draw(report, staging)
         content = blocks(report, figures)
         (staging / "index.html").write_text(render_html(content))
         (staging / "summary.md").write_text(render_markdown(content))
-        staging.chmod(0o755)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f"{staging.name}.old")
-            folder.rename(old)
-        staging.rename(folder)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     write_json(metrics_path, headline_metrics(report))
-    log.info("report written to %s (%s), headline metrics to %s", folder, folder / "index.html", metrics_path)
+    log.info("report written to %s (%s), headline metrics to %s", folder, Path(folder, "index.html"), metrics_path)

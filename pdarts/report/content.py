@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..alphas import alphas_from_dict
-from ..config import load_params
 from ..errors import PdartsError
 from ..genotype import Genotype, genotype_from_dict
 from ..io import read_json
 from ..search.derivation import MAX_CAP, count_skips
-from ..settings import SECTIONS, check_params, schema_defaults, section_values
+from ..settings import SECTIONS, merge_settings, schema_defaults, section_values
 from .records import RunRecords, StepRecord
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
     "StageReport",
     "collect",
     "headline_metrics",
-    "merge_settings",
 ]
 
 #: The evaluated networks: name -> what the report calls it.
@@ -105,32 +103,14 @@ class Report:
         return self.caps[min(self.max_skip, MAX_CAP)].genotype
 
 
-def merge_settings(paths: Sequence[Path]) -> dict[str, Any]:
-    """The settings files merged in order, later ones over earlier ones key by key (as Snakemake
-    merges ``--configfile`` over ``params.yaml``), then checked."""
-    merged: dict[str, Any] = {}
-    for path in paths:
-        _merge(merged, load_params(path))
-    try:
-        check_params(merged)
-    except PdartsError as exc:
-        raise PdartsError(f"{', '.join(map(str, paths))}: {exc}") from None
-    return merged
-
-
-def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
 def changed_settings(settings: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(key, value, schema default)`` for every setting that differs from the schema's default
-    (the paper's value); ``search.stages`` has no default and is reported with the stages."""
+    (the paper's value); ``search.stages`` has no default and is reported with the stages. The
+    ``sweep`` section is not the run's: the sweep's own report lists it."""
     changed = []
     for section in SECTIONS:
+        if section == "sweep":
+            continue
         values = section_values(settings, section)
         for key, default in schema_defaults(section).items():
             if values.get(key, default) != default:

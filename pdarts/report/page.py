@@ -189,12 +189,12 @@ def _html_block(block: Block) -> str:
     return f'<div class="images">{figures}</div>'
 
 
-def render_html(content: Sequence[Block]) -> str:
+def render_html(content: Sequence[Block], title: str = "P-DARTS run report") -> str:
     """A self-contained page: inline style, no script, images by relative path."""
     body = "\n".join(_html_block(block) for block in content)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>P-DARTS run report</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
 

@@ -25,6 +25,7 @@ __all__ = [
     "derive_all_caps",
     "derive_cell",
     "derive_genotype",
+    "derivation_margin",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,25 @@ def derive_genotype(alphas: CellAlphas, max_skip: int) -> Genotype:
     normal = cap_skip_connections(_cell_weights(alphas, "normal"), max_skip)
     best, kept = derive_cell(_cell_weights(alphas, "reduce"))
     return Genotype(normal, CONCAT, _to_pairs(best, kept), CONCAT)
+
+
+def derivation_margin(alphas: CellAlphas) -> float | None:
+    """How far the uncapped derivation is from a tie, over both cell types: the smallest gap between
+    a kept edge's best op and its second-best op, and between each node's second-strongest and
+    third-strongest incoming edge (node 0 has only two). None if no edge has two real ops."""
+    gaps = []
+    for cell in ("normal", "reduce"):
+        weights = _cell_weights(alphas, cell)
+        best, kept = derive_cell(weights)
+        for e in kept:
+            ranked = sorted((p for op, p in weights[e].items() if op != "none"), reverse=True)
+            if len(ranked) > 1:
+                gaps.append(ranked[0] - ranked[1])
+        for node in range(1, NUM_NODES):
+            incoming = [e for e, (target, _) in enumerate(EDGES) if target == node]
+            strengths = sorted((weights[e][best[e]] for e in incoming), reverse=True)
+            gaps.append(strengths[1] - strengths[2])
+    return min(gaps) if gaps else None
 
 
 def derive_all_caps(alphas: CellAlphas) -> dict[int, Genotype]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from ..search_space import CELL_TYPES, Candidates, canonical_order
 
-__all__ = ["EdgeAlphas", "CellAlphas", "edge_probabilities", "prune_candidates"]
+__all__ = ["EdgeAlphas", "CellAlphas", "edge_probabilities", "prune_candidates", "pruning_margin"]
 
 #: One edge's raw architecture parameters, by op name (canonical order).
 EdgeAlphas = Mapping[str, float]
@@ -45,3 +45,20 @@ def prune_candidates(alphas: CellAlphas, keep: int) -> Candidates:
     return {
         cell: [_keep_heaviest(edge_probabilities(edge), keep) for edge in alphas[cell]] for cell in CELL_TYPES
     }
+
+
+def pruning_margin(alphas: CellAlphas, keep: int) -> float | None:
+    """How far the pruning to ``keep`` ops is from a tie: over every edge of both cell types, the
+    smallest gap between the weakest kept op's and the strongest dropped op's softmax weight.
+
+    None when nothing is dropped (``keep`` is at least every edge's number of ops). A gap of the
+    size floating-point noise moves (another thread count, another memory layout) means the
+    pruning is decided by rounding, not by the search.
+    """
+    gaps = []
+    for cell in CELL_TYPES:
+        for edge in alphas[cell]:
+            weights = sorted(edge_probabilities(edge).values(), reverse=True)
+            if keep < len(weights):
+                gaps.append(weights[keep - 1] - weights[keep])
+    return min(gaps) if gaps else None

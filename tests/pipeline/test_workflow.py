@@ -102,8 +102,8 @@ def dvc_dry_commands(output: str) -> dict[str, str]:
     return {name: cmds[0] for name, cmds in commands.items()}
 
 
-def dvc_stages(repo: Repo) -> dict[str, dict]:
-    """The stages DVC resolves from dvc.yaml + params.yaml (foreach expanded): cmd, file deps, outs.
+def dvc_stages(repo: Repo, dvcfile: str = "dvc.yaml") -> dict[str, dict]:
+    """The stages DVC resolves from ``dvcfile`` + params.yaml (foreach expanded): cmd, file deps, outs.
 
     Outs include metrics and plots files. Read through DVC's own API, since `dvc stage list` truncates.
     """
@@ -112,8 +112,8 @@ def dvc_stages(repo: Repo) -> dict[str, dict]:
         "from dvc.repo import Repo\n"
         "with Repo('.') as repo:\n"
         "    print(json.dumps({s.addressing: {'cmd': s.cmd, 'outs': [o.def_path for o in s.outs],\n"
-        "        'deps': [d.def_path for d in s.deps if d.def_path != 'params.yaml']}\n"
-        "        for s in repo.index.stages}))\n"
+        "        'deps': [d.def_path for d in s.deps if not d.def_path.endswith('params.yaml')]}\n"
+        f"        for s in repo.index.stages if s.dvcfile.relpath == {dvcfile!r}}}))\n"
     )
     return json.loads(repo.run(sys.executable, "-c", code).stdout.strip().splitlines()[-1])
 

@@ -111,3 +111,12 @@ def test_edge_with_only_none_and_negative_cap_are_refused():
         derive_genotype(bad, max_skip=2)
     with pytest.raises(PdartsError, match="max_skip must be >= 0"):
         derive_genotype(ALPHAS, max_skip=-1)
+
+
+def test_the_derivation_margin_is_its_closest_decision():
+    from pdarts.search.derivation import derivation_margin
+
+    # NORMAL by hand: kept edges' best-op gaps are >= .14 (e5: .52 - .38); node 2's second and third
+    # strongest edges are e6 (.50) and e7 (.48): .02, the smallest; nodes 1 and 3 give .10 and .15.
+    assert derivation_margin({"normal": NORMAL, "reduce": NORMAL}) == pytest.approx(0.02)
+    assert derivation_margin(ALPHAS) == pytest.approx(0.0)  # REDUCE's edges are all alike: a tie

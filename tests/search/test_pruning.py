@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pdarts.search.pruning import edge_probabilities, prune_candidates
+from pdarts.search.pruning import edge_probabilities, prune_candidates, pruning_margin
 from pdarts.search_space import PRIMITIVES
 
 
@@ -42,3 +42,13 @@ def test_prunes_each_edge_on_its_own_weights():
 def test_ties_keep_the_earlier_op():
     pruned = prune_candidates(_alphas(dict.fromkeys(PRIMITIVES, 0.0)), keep=2)
     assert pruned["normal"][0] == ("none", "max_pool_3x3")
+
+
+def test_the_pruning_margin_is_the_smallest_gap_between_kept_and_dropped():
+    edge = {"none": 0.0, "skip_connect": math.log(3.0), "sep_conv_3x3": math.log(2.0)}  # P = 1/6, 1/2, 1/3
+    tight = {"none": 0.0, "skip_connect": 0.0, "sep_conv_3x3": 0.0}
+    alphas = {"normal": [edge] * 14, "reduce": [edge] * 13 + [tight]}
+    assert pruning_margin({"normal": [edge] * 14, "reduce": [edge] * 14}, 2) == pytest.approx(1 / 3 - 1 / 6)
+    assert pruning_margin({"normal": [edge] * 14, "reduce": [edge] * 14}, 1) == pytest.approx(1 / 2 - 1 / 3)
+    assert pruning_margin(alphas, 2) == 0.0  # a tie on one edge is the margin
+    assert pruning_margin(alphas, 3) is None  # nothing dropped

@@ -1,4 +1,5 @@
 # Validation of the config and the helpers every rule uses.
+import os
 import re
 import shlex
 
@@ -15,6 +16,9 @@ validate(config, str(pdarts.config.SCHEMA_PATH))
 FIRST_STAGE_AFTER = pdarts.settings.FIRST_STAGE_AFTER  # the `after` of the first stage: the space
 STAGES = {stage["name"]: stage for stage in config["search"]["stages"]}
 LAST_STAGE = config["search"]["stages"][-1]["name"]
+# The settings files as Snakemake merged them (params.yaml, then each --configfile over it): the
+# steps that read settings files themselves (report, sweep-plan) merge them the same way.
+SETTINGS_FILES = ["params.yaml", *(os.path.relpath(f) for f in workflow.overwrite_configfiles)]
 
 
 wildcard_constraints:

@@ -1,7 +1,6 @@
 # The run report: cell diagrams, alpha maps, curves, index.html and summary.md, and the headline
 # metrics; its images are marked for `snakemake --report report.html`.
 import json
-import os
 from pathlib import Path
 
 
@@ -21,9 +20,8 @@ rule report:
         ),
         metrics="results/metrics.json",
     params:
-        # The settings files as Snakemake merged them (params.yaml, then each --configfile over it);
-        # the whole config as a parameter, so that any setting's change reruns the report as in DVC.
-        files=["params.yaml", *(os.path.relpath(f) for f in workflow.overwrite_configfiles)],
+        # The whole config as a parameter, so that any setting's change reruns the report as in DVC.
+        files=SETTINGS_FILES,
         search=Path(rules.search.output.alphas).parent.parent,
         settings=json.dumps(config, sort_keys=True),
     log:

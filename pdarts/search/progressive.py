@@ -1,0 +1,103 @@
+"""Every stage of a search in one process: prune, search, ..., derive (the seeds sweep's search step).
+
+Each stage runs exactly as the pipeline's own ``pdarts search`` step does (fresh loaders seeded from
+the settings, fresh supernet and alphas, candidates pruned from the previous stage's alphas), so a
+sweep's P-DARTS run at the pipeline's seed finds the pipeline's genotype. What it adds is the record
+of how close each decision was: the pruning margin before every stage and the derivation margin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..alphas import alphas_from_dict
+from ..genotype import Genotype
+from ..search_space import initial_alphas
+from .derivation import count_skips, derivation_margin, derive_genotype
+from .pruning import prune_candidates, pruning_margin
+from .sampling import random_genotype
+
+__all__ = ["SearchRun", "run_plan"]
+
+log = logging.getLogger(__name__)
+
+#: (stage name, fingerprint of its inputs) -> (resume state or None, save_state callback or None)
+CheckpointFor = Callable[[str, str], tuple[dict[str, Any] | None, Callable | None]]
+
+
+@dataclass
+class SearchRun:
+    """A method's search on one seed: the genotype and, per stage, what it cost and decided."""
+
+    genotype: Genotype
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    derivation_margin: float | None = None
+
+    def record(self, plan, seed: int) -> dict[str, Any]:
+        """The run as its search.json: seconds, margins and last-epoch metrics per stage."""
+        return {
+            "method": plan.method,
+            "seed": seed,
+            "search_seconds": round(sum(stage["seconds"] for stage in self.stages), 3),
+            "skip_connects": count_skips(self.genotype.normal),
+            "derivation_margin": self.derivation_margin,
+            "stages": self.stages,
+        }
+
+
+def run_plan(
+    plan, seed: int, manifest: dict[str, Any], context, checkpoint: CheckpointFor | None = None
+) -> SearchRun:
+    """Runs a sweep plan (``pdarts.sweep.plan.SearchPlan``) on one seed.
+
+    Args:
+        plan: the method's ops, stages and cap.
+        seed: the seed of every stage (and of the random draw).
+        manifest: the prepared dataset's manifest.
+        context: the data-parallel context (``pdarts.distributed``).
+        checkpoint: gives each stage its resume state and save callback (None: no checkpoints).
+    """
+    if not plan.stages:
+        return SearchRun(random_genotype(plan.ops, plan.max_skip, seed))
+    from ..checkpoints import fingerprint
+    from .stage import run_search_stage, search_loaders
+
+    settings = plan.settings(seed)
+    alphas = alphas_from_dict(initial_alphas(plan.ops), "search space")
+    run = SearchRun(genotype=None)
+    for stage_plan in plan.stages:
+        stage = stage_plan.stage()
+        candidates = prune_candidates(alphas, stage_plan.ops)
+        margin = pruning_margin(alphas, stage_plan.ops)
+        resume, save_state = (None, None)
+        if checkpoint is not None:
+            inputs = fingerprint(
+                stage.record(settings), candidates, manifest["sha256"], manifest.get("subset")
+            )
+            resume, save_state = checkpoint(stage.name, inputs)
+        weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
+        result = run_search_stage(
+            candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
+            device=context.device, resume=resume, save_state=save_state,
+        )  # fmt: skip
+        last = result.history[-1]
+        run.stages.append(
+            {
+                "stage": stage.name,
+                "cells": stage.cells,
+                "ops": stage_plan.ops,
+                "pruning_margin": margin,
+                "seconds": round(sum(epoch["seconds"] for epoch in result.history), 3),  # resumed too
+                **{key: last[key] for key in ("train_acc", "arch_acc")},
+            }
+        )
+        alphas = alphas_from_dict(result.alphas, f"stage {stage.name}")
+    run.genotype = derive_genotype(alphas, plan.max_skip)
+    run.derivation_margin = derivation_margin(alphas)
+    log.info(
+        "%s seed %d: %d skip-connects in the normal cell", plan.method, seed, count_skips(run.genotype.normal)
+    )
+    return run
