@@ -74,4 +74,6 @@ def write_report(report: Report, folder: str | Path, metrics_path: str | Path) -
         (staging / "index.html").write_text(render_html(content))
         (staging / "summary.md").write_text(render_markdown(content))
     write_json(metrics_path, headline_metrics(report))
-    log.info("report written to %s (%s), headline metrics to %s", folder, Path(folder, "index.html"), metrics_path)
+    log.info(
+        "report written to %s (%s), headline metrics to %s", folder, Path(folder, "index.html"), metrics_path
+    )

@@ -17,7 +17,8 @@ from ..alphas import alphas_from_dict
 from ..errors import PdartsError
 from ..genotype import Genotype, genotype_from_dict
 from ..io import read_json
-from ..search.derivation import MAX_CAP, count_skips
+from ..search.derivation import MAX_CAP, count_skips, derivation_margin
+from ..search.pruning import pruning_margin
 from ..settings import SECTIONS, merge_settings, schema_defaults, section_values
 from .records import RunRecords, StepRecord
 
@@ -29,6 +30,7 @@ __all__ = [
     "ReportInputs",
     "StageReport",
     "collect",
+    "decision_margins",
     "headline_metrics",
 ]
 
@@ -175,6 +177,27 @@ def _network(name: str, files: tuple[Path, Path], records: RunRecords) -> Networ
         training=records.of(history),
         evaluating=records.of(evaluation),
     )
+
+
+def decision_margins(stages: Sequence[StageReport]) -> list[tuple[str, float | None]]:
+    """How close each decision of the search was to a tie: before every stage after the first, the
+    smallest gap between a kept and a dropped op of the previous stage's alphas (``pruning_margin``);
+    then the derivation from the last stage's (``derivation_margin``)."""
+    margins = []
+    for before, stage in zip(stages, stages[1:]):
+        alphas = alphas_from_dict(before.alphas, before.name)
+        margins.append(
+            (
+                f"pruning {before.name} → {stage.name} ({stage.ops} ops kept)",
+                pruning_margin(alphas, stage.ops),
+            )
+        )
+    if stages:
+        last = stages[-1]
+        margins.append(
+            (f"derivation from {last.name}", derivation_margin(alphas_from_dict(last.alphas, last.name)))
+        )
+    return margins
 
 
 def collect(inputs: ReportInputs) -> Report:

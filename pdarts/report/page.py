@@ -12,7 +12,7 @@ from typing import Any
 
 from ..genotype import Genotype
 from ..search.derivation import MAX_CAP, count_skips
-from .content import NETWORKS, Report
+from .content import NETWORKS, Report, decision_margins
 
 __all__ = ["Figures", "blocks", "render_html", "render_markdown"]
 
@@ -100,6 +100,14 @@ def _caps(report: Report) -> list[Block]:
     return [("h2", "Skip-connect cap M = 0..8"), ("p", text), ("table", header, rows)]
 
 
+MARGINS_NOTE = (
+    "The smallest gap between a kept and a dropped op at each pruning (softmax weights of the stage "
+    "before), and at the derivation between the chosen op or edge and the next one. A gap of the size "
+    "that another thread count or memory layout moves the weights by (README: crashes, resume and "
+    "reproducibility) means the decision was made by rounding, not by the search."
+)
+
+
 def _stages(report: Report, figures: Figures) -> list[Block]:
     rows = []
     for stage in report.stages:
@@ -110,10 +118,16 @@ def _stages(report: Report, figures: Figures) -> list[Block]:
              _seconds(stage.record)]
         )  # fmt: skip
     header = ["stage", "cells", "ops/edge", "skip dropout", "epochs", "train acc", "arch acc", "seconds"]
+    margins = [
+        [decision, "—" if gap is None else f"{gap:.2g}"] for decision, gap in decision_margins(report.stages)
+    ]
     blocks: list[Block] = [
         ("h2", "Search stages"),
         ("table", header, rows),
         ("images", [(figures.stages_curves, "every stage's curves, one row per stage")]),
+        ("h3", "Decision margins"),
+        ("p", MARGINS_NOTE),
+        ("table", ["decision", "smallest gap"], margins),
     ]
     for stage in report.stages:
         files = figures.stages[stage.name]

@@ -107,6 +107,23 @@ def test_report_writes_every_figure_and_pages_that_name_only_files_that_exist(re
         assert f"{100 * error:.2f} %" in page and f"{100 * error:.2f} %" in markdown
 
 
+def test_the_page_states_the_margin_of_every_pruning_and_of_the_derivation(reported):
+    from pdarts.search.derivation import derivation_margin
+    from pdarts.search.pruning import pruning_margin
+
+    page = (reported / "results" / "report" / "index.html").read_text()
+    folder = reported / "results" / "search"
+    alphas = {s: alphas_from_dict(json.loads((folder / s / "alphas.json").read_text())) for s in STAGES}
+    for before, stage in zip(PARAMS["search"]["stages"], PARAMS["search"]["stages"][1:]):
+        gap = pruning_margin(alphas[before["name"]], stage["ops"])
+        assert (
+            f"<td>pruning {before['name']} → {stage['name']} ({stage['ops']} ops kept)</td><td>{gap:.2g}</td>"
+            in page
+        )
+    gap = derivation_margin(alphas[STAGES[-1]])
+    assert f"<td>derivation from {STAGES[-1]}</td><td>{gap:.2g}</td>" in page
+
+
 def test_headline_metrics_are_the_evaluations_and_the_chosen_genotype(reported):
     run = reported
     metrics = json.loads((run / "results" / "metrics.json").read_text())
