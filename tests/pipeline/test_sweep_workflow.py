@@ -143,14 +143,13 @@ def test_both_tools_run_the_same_commands_on_the_same_files(sweeps):
         smk[(job.rule, wildcards.get("method"), wildcards.get("seed"))] = job
     sweep_names = {name for name in dvc_cmds if name.startswith("sweep/dvc.yaml:")}
     assert set(dvc_cmds) - sweep_names <= {GATE, "prepare_data"}  # the pipeline's steps it needs
-    keys = {
-        key: name for name, key in zip(sweep_names, map(lambda n: next(iter(_dvc_steps([n]))), sweep_names))
-    }
+    keys = {next(iter(_dvc_steps([name]))): name for name in sweep_names}
     assert set(keys) == set(smk) - {("prepare_data", None, None)}
-    assert len(keys) == len(METHODS) * (1 + len(SEEDS) * len(RUN_STEPS)) + 1
+    seeds = repo.params["sweep"]["seeds"]  # the sequence has added one
+    assert len(keys) == len(METHODS) * (1 + len(seeds) * len(RUN_STEPS)) + 1
     for key, name in keys.items():
         assert shlex.split(dvc_cmds[name]) == shlex.split(smk[key].shell), key
-        stage = resolved[name.split(":", 1)[1]]
+        stage = resolved[name]
         assert set(stage["outs"]) == smk[key].files("output"), key
         deps = {d for d in stage["deps"] if d != "results/params.ok"}
         if key[0] == "sweep":  # DVC: the runs' folder; Snakemake: every file of it the step reads
