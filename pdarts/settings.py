@@ -286,6 +286,12 @@ class SweepSettings(Section):
     seeds: list[int]
     methods: list[str]
     darts_cells: int
+    transfer: list[str]
+
+    def check(self) -> None:
+        extra = [method for method in self.transfer if method not in self.methods]
+        if extra:
+            raise PdartsError(f"sweep.transfer: {extra} not in sweep.methods {self.methods}; add them there")
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -86,6 +86,6 @@ def run_summary(args: argparse.Namespace) -> None:
     from ..sweep.summary import summarize
 
     settings = section_settings(args, SweepSettings)
-    summary = summarize(args.runs, settings.methods, settings.seeds)
+    summary = summarize(args.runs, settings.methods, settings.seeds, settings.transfer)
     write_sweep_report(summary, args.out_report)
     write_json(args.out, summary)

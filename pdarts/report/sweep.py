@@ -101,11 +101,12 @@ def _blocks(summary: Mapping[str, Any]) -> list[tuple]:
                 _mean_std(entry["params"], 1e-6, 3),
                 _mean_std(entry["search_seconds"], 1.0, 0),
                 _mean_std(entry["skip_connects"], 1.0, 1),
+                _mean_std(entry.get("transfer_err"), 100.0),
                 "—" if margin is None else f"{min(margin['values']):.2g}",
             ]
         )
     header = ["method", "top-1 error (%)", "per seed (%)", "params (M)", "search (s)", "skips (normal)",
-              "smallest margin"]  # fmt: skip
+              "transfer error (%)", "smallest margin"]  # fmt: skip
     seeds = ", ".join(map(str, summary["seeds"]))
     return [
         ("h1", "Seeds sweep"),

@@ -5,6 +5,7 @@ Reads, for every method and seed, ``<runs>/<method>/seed<N>/``: ``search.json`` 
 
     {"seeds": [...], "methods": {"pdarts": {"seeds": [...], "top1_err": {"mean", "std", "values"},
      "params": {...}, "search_seconds": {...}, "skip_connects": {...}, "margin": {...},
+     ["transfer_err": {...},]
      "choices": {"normal": {"c_{k-2}→0": {"sep_conv_3x3": 2, ...}, ...}, "reduce": {...}}}}}
 
 ``std`` is the sample standard deviation (n - 1 in the denominator; 0 for one seed).
@@ -31,6 +32,7 @@ METRICS = {
     "search_seconds": ("search.json", "search_seconds"),
     "skip_connects": ("search.json", "skip_connects"),
 }
+TRANSFER = "transfer_evaluate.json"  # the transferred network's evaluation, for the methods of sweep.transfer
 STATE_NAMES = ("c_{k-2}", "c_{k-1}", "0", "1", "2", "3")
 
 
@@ -71,8 +73,11 @@ def _margin(search: dict[str, Any]) -> float | None:
     return min(margins) if margins else None
 
 
-def summarize(runs: str | Path, methods: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
-    """The aggregate of every method's runs on ``seeds`` (their files must all exist)."""
+def summarize(
+    runs: str | Path, methods: Sequence[str], seeds: Sequence[int], transfer: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The aggregate of every method's runs on ``seeds`` (their files must all exist); for the methods
+    of ``transfer``, also ``transfer_err`` (their cells on the transfer data)."""
     summary: dict[str, Any] = {"seeds": list(seeds), "methods": {}}
     for method in methods:
         folders = [run_folder(runs, method, seed) for seed in seeds]
@@ -83,6 +88,9 @@ def summarize(runs: str | Path, methods: Sequence[str], seeds: Sequence[int]) ->
         entry: dict[str, Any] = {"seeds": list(seeds)}
         for metric, (name, key) in METRICS.items():
             entry[metric] = stats([run[name][key] for run in files])
+        if method in transfer:
+            errors = [read_json(folder / TRANSFER, TRANSFER)["top1_err"] for folder in folders]
+            entry["transfer_err"] = stats(errors)
         margins = [_margin(run["search.json"]) for run in files]
         entry["margin"] = stats(margins) if None not in margins else None
         genotypes = [

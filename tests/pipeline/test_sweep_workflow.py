@@ -22,9 +22,10 @@ from .test_workflow import GATE, dvc_dry_commands, dvc_ran, dvc_stages, snakemak
 pytestmark = pytest.mark.workflow
 
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
-METHODS, SEEDS = SMOKE["sweep"]["methods"], SMOKE["sweep"]["seeds"]
+METHODS, SEEDS, TRANSFERRED = (SMOKE["sweep"][key] for key in ("methods", "seeds", "transfer"))
 ADDED = max(SEEDS) + 1
 RUN_STEPS = ("sweep_search", "sweep_train", "sweep_evaluate")
+TRANSFER_STEPS = ("sweep_transfer", "sweep_evaluate_transfer")  # for the methods of sweep.transfer
 
 
 def _run_files(repo: Repo, seeds) -> dict[tuple[str, int], dict]:
@@ -52,8 +53,15 @@ def _dvc_steps(names) -> set[tuple[str, str | None, str | None]]:
     return steps
 
 
+def _runs(seeds) -> set:
+    runs = {(step, method, str(seed)) for step in RUN_STEPS for method in METHODS for seed in seeds}
+    return runs | {
+        (step, method, str(seed)) for step in TRANSFER_STEPS for method in TRANSFERRED for seed in seeds
+    }
+
+
 def _added_seed_steps() -> set:
-    return {(step, method, str(ADDED)) for step in RUN_STEPS for method in METHODS} | {("sweep", None, None)}
+    return _runs([ADDED]) | {("sweep", None, None)}
 
 
 def _dvc_sequence(repo: Repo, info: dict) -> None:
@@ -142,11 +150,16 @@ def test_both_tools_run_the_same_commands_on_the_same_files(sweeps):
         wildcards = dict(w.split("=", 1) for w in job.fields.get("wildcards", "").split(", ") if w)
         smk[(job.rule, wildcards.get("method"), wildcards.get("seed"))] = job
     sweep_names = {name for name in dvc_cmds if name.startswith("sweep/dvc.yaml:")}
-    assert set(dvc_cmds) - sweep_names <= {GATE, "prepare_data"}  # the pipeline's steps it needs
+    assert set(dvc_cmds) - sweep_names <= {
+        GATE,
+        "prepare_data",
+        "prepare_transfer",
+    }  # the pipeline's it needs
     keys = {next(iter(_dvc_steps([name]))): name for name in sweep_names}
-    assert set(keys) == set(smk) - {("prepare_data", None, None)}
+    assert set(keys) == set(smk) - {("prepare_data", None, None), ("prepare_transfer", None, None)}
     seeds = repo.params["sweep"]["seeds"]  # the sequence has added one
-    assert len(keys) == len(METHODS) * (1 + len(seeds) * len(RUN_STEPS)) + 1
+    plans = {("sweep_plan", method, None) for method in METHODS}
+    assert set(keys) == _runs(seeds) | plans | {("sweep", None, None)} and TRANSFERRED
     for key, name in keys.items():
         assert shlex.split(dvc_cmds[name]) == shlex.split(smk[key].shell), key
         stage = resolved[name]
@@ -162,16 +175,16 @@ def test_both_tools_run_the_same_commands_on_the_same_files(sweeps):
 @pytest.mark.parametrize("tool", ["dvc", "snakemake"])
 def test_the_sweep_runs_every_method_on_every_seed_once(sweeps, tool):
     info = _info(sweeps, tool)
-    runs = {(step, m, str(s)) for step in RUN_STEPS for m in METHODS for s in SEEDS}
-    assert runs | {("sweep", None, None)} <= info["first"]
+    assert _runs(SEEDS) | {("sweep", None, None)} <= info["first"]
     assert {("sweep_plan", m, None) for m in METHODS} <= info["first"]
     assert info["second"] == set()  # a second run does nothing
     summary = info["added_summary"]
     assert summary["seeds"] == [*SEEDS, ADDED] and list(summary["methods"]) == METHODS
-    for entry in summary["methods"].values():
+    for method, entry in summary["methods"].items():
         assert entry["seeds"] == [*SEEDS, ADDED]
         assert len(entry["top1_err"]["values"]) == len(SEEDS) + 1
         assert 0.0 <= entry["top1_err"]["mean"] <= 1.0 and entry["top1_err"]["std"] >= 0.0
+        assert ("transfer_err" in entry) == (method in TRANSFERRED)
         assert all(sum(sum(ops.values()) for ops in cell.values()) == 8 * (len(SEEDS) + 1)
                    for cell in entry["choices"].values())  # fmt: skip
     assert summary["methods"]["random"]["search_seconds"]["mean"] == 0

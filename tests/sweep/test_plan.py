@@ -36,6 +36,7 @@ def test_the_methods_plans():
     [
         ("train", "epochs", 7, set()),
         ("sweep", "seeds", [0, 1, 2, 3], set()),
+        ("sweep", "transfer", ["darts"], set()),
         ("search.common", "seed", 5, set()),
         ("search.common", "epochs", 3, {"pdarts", "darts"}),
         ("search.stages.1", "skip_dropout", 0.2, {"pdarts"}),
@@ -59,3 +60,10 @@ def test_a_damaged_plan_is_refused_with_the_fix():
         plan_from_dict({**plan, "stages": [{"name": "x"}]}, "p.json")
     with pytest.raises(PdartsError, match="p.json: .*batch_size.*rewrite it"):
         plan_from_dict({**plan, "common": {**plan["common"], "batch_size": 0}}, "p.json")
+
+
+def test_only_methods_of_the_sweep_can_be_transferred():
+    from pdarts.settings import SweepSettings
+
+    with pytest.raises(PdartsError, match=r"sweep.transfer: \['random'\] not in sweep.methods"):
+        SweepSettings.from_dict({**SMOKE["sweep"], "methods": ["pdarts"], "transfer": ["random"]})

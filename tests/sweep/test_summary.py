@@ -35,12 +35,18 @@ def _write_runs(runs, seeds=(0, 1, 2)):
                 "stages": stages,
             }
             write_json(folder / "search.json", search)
+            if method == "pdarts":  # sweep.transfer: [pdarts]
+                write_json(folder / "transfer_evaluate.json", {"top1_err": 0.5 + 0.1 * index})
 
 
 def test_mean_std_values_and_choice_counts(tmp_path):
     _write_runs(tmp_path)
-    summary = summarize(tmp_path, ["pdarts", "random"], [0, 1, 2])
+    summary = summarize(tmp_path, ["pdarts", "random"], [0, 1, 2], transfer=["pdarts"])
     pdarts = summary["methods"]["pdarts"]
+    assert (
+        pdarts["transfer_err"]["values"] == [0.5, 0.6, 0.7]
+        and "transfer_err" not in summary["methods"]["random"]
+    )
     assert pdarts["seeds"] == [0, 1, 2] and pdarts["top1_err"]["values"] == ERRORS["pdarts"]
     assert pdarts["top1_err"]["mean"] == pytest.approx(0.12)
     assert pdarts["top1_err"]["std"] == pytest.approx(statistics.stdev(ERRORS["pdarts"]))  # n - 1
@@ -72,7 +78,7 @@ def test_the_report_page_names_only_images_it_has(tmp_path):
     from pdarts.report.sweep import write_sweep_report
 
     _write_runs(tmp_path / "runs")
-    summary = summarize(tmp_path / "runs", ["pdarts", "random"], [0, 1, 2])
+    summary = summarize(tmp_path / "runs", ["pdarts", "random"], [0, 1, 2], transfer=["pdarts"])
     write_sweep_report(summary, tmp_path / "report")
     page = (tmp_path / "report" / "index.html").read_text()
     images = re.findall(r'src="([^"]+)"', page)
@@ -80,5 +86,6 @@ def test_the_report_page_names_only_images_it_has(tmp_path):
     assert all((tmp_path / "report" / image).stat().st_size > 10_000 for image in images)
     assert "http" not in page and "<script" not in page and "<link" not in page  # opens offline
     assert "12.00 ± 2.00" in page  # pdarts: mean ± sample std of 10, 12, 14 (%)
+    assert "60.00 ± 10.00" in page  # its transfer errors 50, 60, 70 (%)
     markdown = (tmp_path / "report" / "summary.md").read_text()
     assert "| random | 25.00 ± 5.00 | 20.00, 30.00, 25.00 |" in markdown

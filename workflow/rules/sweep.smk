@@ -81,11 +81,51 @@ rule sweep_evaluate:
         "pdarts --log {log} evaluate --model {input.model} --data {input.data} {params.flags} --out {output}"
 
 
+# Only for the methods of sweep.transfer: their cells on the transfer data.
+rule sweep_transfer:
+    input:
+        genotype=rules.sweep_search.output.genotype,
+        data=rules.prepare_transfer.output[0],
+    output:
+        model=f"{SWEEP_RUN}/transfer_model.pt",
+        metrics=f"{SWEEP_RUN}/transfer.json",
+        history=f"{SWEEP_RUN}/transfer_history.json",
+    params:
+        flags=flags(config["transfer"]),
+    threads: workflow.cores
+    log:
+        "logs/sweep/{method}/seed{seed}/transfer.log",
+    shell:
+        "pdarts --log {log} transfer --genotype {input.genotype} --data {input.data} {params.flags}"
+        " --seed {wildcards.seed} --checkpoint checkpoints/sweep/{wildcards.method}/seed{wildcards.seed}/transfer.pt"
+        " --out-model {output.model} --out-metrics {output.metrics} --out-history {output.history}"
+
+
+rule sweep_evaluate_transfer:
+    input:
+        model=rules.sweep_transfer.output.model,
+        data=rules.prepare_transfer.output[0],
+    output:
+        f"{SWEEP_RUN}/transfer_evaluate.json",
+    params:
+        flags=flags(config["evaluate"]),
+    threads: workflow.cores
+    log:
+        "logs/sweep/{method}/seed{seed}/evaluate_transfer.log",
+    shell:
+        "pdarts --log {log} evaluate --model {input.model} --data {input.data} {params.flags} --out {output}"
+
+
 rule sweep:
     input:
         expand(
             [rules.sweep_search.output.search, rules.sweep_search.output.genotype, rules.sweep_evaluate.output[0]],
             method=config["sweep"]["methods"],
+            seed=config["sweep"]["seeds"],
+        ),
+        expand(
+            rules.sweep_evaluate_transfer.output[0],
+            method=config["sweep"]["transfer"],
             seed=config["sweep"]["seeds"],
         ),
     output:
