@@ -326,7 +326,7 @@ class DvcScenario(Scenario):
         self.repo.git("commit", "-q", "-m", "the full run")
         step = self.repro("repro", "--force", "--single-item", f"search@{len(SMOKE_STAGES) - 1}", "train")
         step.info["git_status"] = self.repo.run("git", "status", "--porcelain").stdout
-        step.info["dvc_status"] = self.repo.run("dvc", "status", "--json").stdout
+        step.info["dvc_status"] = self.repo.run("dvc", "status", "--json", "dvc.yaml").stdout
         return step
 
     def step_verify_images(self) -> Step:
@@ -376,7 +376,7 @@ class DvcScenario(Scenario):
             # Restored from the commit's content: after a failed `dvc exp run -S` with a value of the same
             # length, DVC leaves git's index believing the edited file unchanged, so `git checkout` skips it.
             params.write_text(self.repo.run("git", "show", "HEAD:params.yaml").stdout)
-            status = self.repo.run("dvc", "status", "--json", check=False).stdout
+            status = self.repo.run("dvc", "status", "--json", "dvc.yaml", check=False).stdout
             attempts[name] = {"proc": proc, "expect": expect, "after": after, "status": status}
 
         for case in settings_cases():
