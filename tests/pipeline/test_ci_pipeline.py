@@ -236,8 +236,9 @@ def test_workflow_steps_run_locally(tmp_path):
     assert recorded, "dvc.lock records no params.yaml settings of train"
     for key, value in recorded.items():
         assert value == dotted(smoke, key), f"dvc.lock: train ran with {key}={value}, not the smoke setting"
-    status = subprocess.run(
-        ["dvc", "status", "dvc.yaml"], cwd=clone, env=step_env(workflow, job, {}, clone, runner_temp, github_env),
+    status = subprocess.run(  # the pipeline's stages (plain `dvc status` also lists the sweep's)
+        ["dvc", "status", "dvc.yaml"], cwd=clone,
+        env=step_env(workflow, job, {}, clone, runner_temp, github_env),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
     )  # fmt: skip
     assert status.returncode == 0 and UP_TO_DATE in status.stdout, status.stdout
