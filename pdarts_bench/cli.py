@@ -1,7 +1,7 @@
 """``pdarts-bench`` (and ``pdarts bench``): seconds per step and peak memory, per optimisation.
 
-    pdarts-bench [--configs stage1-b32 stage1-b96 ...] [--modes fp32 bf16 channels_last ...] \\
-        [--steps 5] [--warmup 2] [--threads 2] [--device cpu] [--out bench.json]
+    pdarts-bench [--configs stage1-b32 stage1-b96 ...] [--modes reference default ...] \\
+        [--rounds 2] [--steps 5] [--warmup 2] [--threads 2] [--device cpu] [--out bench.json]
 
 Prints a markdown table and writes the results, with the machine and library versions, as JSON.
 A benchmark, not a test: run it on a quiet machine. ``pdarts bench`` takes the same options: its
@@ -52,8 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=list(DEFAULT_MODES),
         metavar="MODE",
-        help=f"fp32 (eager baseline), all, or levers joined by '+' from: {', '.join(LEVERS)} "
+        help="reference (the straightforward implementation: the baseline of every ratio), default "
+        "(the library with the default settings), fp32, all, or levers joined by '+' from: "
+        f"{', '.join(LEVERS)} "
         f"(default: {' '.join(DEFAULT_MODES)}; compile takes minutes per configuration on a CPU)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int_at_least(1),
+        default=2,
+        help="times each configuration runs its modes in turn (A B A B ...; default 2)",
     )
     parser.add_argument("--steps", type=int_at_least(1), default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int_at_least(0), default=2, help="untimed steps first (compilation)")
@@ -70,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
     check_options(args.configs, args.modes, device)
     results = run_bench(
-        args.configs, args.modes, args.steps, args.warmup, device, args.threads, on_result=log_result
+        args.configs,
+        args.modes,
+        args.steps,
+        args.warmup,
+        device,
+        args.threads,
+        on_result=log_result,
+        rounds=args.rounds,
     )
     print(table(results))
     if args.out:

@@ -1,8 +1,10 @@
 """The benchmark's configurations and modes: what ``pdarts bench`` can measure, and in which ways.
 
-A configuration is one step of the reference table (the authors' code on 2 CPU threads, fp32,
-eager): a search step of a supernet or a training step of a network. A mode is ``fp32`` (plain
-eager, the baseline), one optimisation alone (``bf16``, ``fp16``, ``channels_last``, ``compile``,
+A configuration is a search step of a supernet or a training step of a network, at the paper's
+sizes (and the default run's). A mode is ``reference`` (the straightforward implementation of the
+step, ``reference.py``: the baseline every ratio is measured against), ``default`` (the library with
+the schema's default settings, what a search or training runs with), ``fp32`` (the library, eager,
+contiguous fp32), one optimisation alone (``bf16``, ``fp16``, ``channels_last``, ``compile``,
 ``checkpoint_cells``), several joined with ``+``, or ``all`` of them.
 """
 
@@ -17,6 +19,7 @@ from pdarts.search_space import PRIMITIVES
 
 __all__ = [
     "ALL",
+    "SPECIAL",
     "CONFIGS",
     "DEFAULT_MODES",
     "LEVERS",
@@ -30,11 +33,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One measured configuration: a search step of a supernet or a training step of a network.
-
-    ``reference_seconds`` and ``reference_memory_gb`` are the authors' code on this machine's kind
-    of CPU (2 threads, fp32, eager PyTorch), from issue 6; None where there is none.
-    """
+    """One measured configuration: a search step of a supernet or a training step of a network."""
 
     name: str
     kind: str  # "search" or "train"
@@ -48,8 +47,6 @@ class BenchConfig:
     ops: tuple[str, ...] = PRIMITIVES  # search: the candidate ops of every edge
     skip_dropout: float = 0.0  # search: the stage's skip-connect dropout rate
     network: str = "cifar"  # train: cifar or imagenet
-    reference_seconds: float | None = None
-    reference_memory_gb: float | None = None
 
 
 _STAGE2_OPS = ("none", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")
@@ -85,8 +82,6 @@ CONFIGS: dict[str, BenchConfig] = {
             batch_size=32,
             num_cells=5,
             init_channels=16,
-            reference_seconds=10.2,
-            reference_memory_gb=3.6,
         ),
         BenchConfig(
             name="stage1-b96",
@@ -95,8 +90,6 @@ CONFIGS: dict[str, BenchConfig] = {
             batch_size=96,
             num_cells=5,
             init_channels=16,
-            reference_seconds=33.1,
-            reference_memory_gb=10.0,
         ),
         BenchConfig(
             name="stage2-b32",
@@ -107,8 +100,6 @@ CONFIGS: dict[str, BenchConfig] = {
             init_channels=16,
             ops=_STAGE2_OPS,
             skip_dropout=0.4,
-            reference_seconds=22.0,  # the table says 22-34 s: its lower end, for a conservative speedup
-            reference_memory_gb=5.3,
         ),
         BenchConfig(
             name="stage3-b32",
@@ -119,8 +110,6 @@ CONFIGS: dict[str, BenchConfig] = {
             init_channels=16,
             ops=_STAGE3_OPS,
             skip_dropout=0.7,
-            reference_seconds=11.8,
-            reference_memory_gb=5.3,
         ),
         BenchConfig(
             name="cifar-train-b32",
@@ -129,8 +118,6 @@ CONFIGS: dict[str, BenchConfig] = {
             batch_size=32,
             num_cells=20,
             init_channels=36,
-            reference_seconds=4.3,
-            reference_memory_gb=2.9,
         ),
         BenchConfig(
             name="digits-stage1-b64",
@@ -162,8 +149,6 @@ CONFIGS: dict[str, BenchConfig] = {
             image_size=224,
             num_classes=1000,
             network="imagenet",
-            reference_seconds=0.99,
-            reference_memory_gb=0.9,
         ),
     )
 }
@@ -172,12 +157,14 @@ CONFIGS: dict[str, BenchConfig] = {
 #: have no per-cell checkpointing, and ``compile`` compiles their whole network.
 LEVERS = ("bf16", "fp16", "channels_last", "compile", "checkpoint_cells")
 ALL = ("bf16", "channels_last", "compile", "checkpoint_cells")  # what mode ``all`` joins
-DEFAULT_MODES = ("fp32", "bf16", "channels_last", "compile", "checkpoint_cells", "all")
+SPECIAL = ("reference", "default")  # modes that are not sets of levers
+DEFAULT_MODES = ("reference", "default")
 
 
 def parse_mode(mode: str) -> tuple[str, ...]:
-    """The levers of a mode: ``fp32`` none, ``all`` every one (in bf16), else ``lever+lever+...``."""
-    if mode == "fp32":
+    """The levers of a mode: ``fp32`` none, ``all`` every one (in bf16), else ``lever+lever+...``;
+    ``reference`` and ``default`` have none of their own (see ``step_settings``)."""
+    if mode in ("fp32", *SPECIAL):
         return ()
     if mode == "all":
         return ALL
@@ -198,7 +185,19 @@ def applies(config: BenchConfig, mode: str) -> bool:
 
 
 def step_settings(config: BenchConfig, mode: str) -> dict[str, Any]:
-    """The compute settings of a mode (``search.common`` in params.yaml) for one configuration."""
+    """The compute settings of a mode (``search.common`` in params.yaml) for one configuration:
+    ``default`` the schema's defaults of the step's section, ``reference`` contiguous fp32."""
+    if mode == "default":
+        from pdarts.settings import SearchSettings, TrainSettings
+
+        section = SearchSettings if config.kind == "search" else TrainSettings
+        defaults = section.defaults()
+        return {
+            "precision": defaults.precision,
+            "channels_last": defaults.channels_last,
+            "compile": getattr(defaults, "compile", False),
+            "checkpoint_cells": getattr(defaults, "checkpoint_cells", False),
+        }
     levers = parse_mode(mode)
     return {
         "precision": next((lever for lever in levers if lever in ("bf16", "fp16")), "fp32"),

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .configs import CONFIGS, DEFAULT_MODES, BenchConfig, applies, check_options, step_settings
+from .configs import CONFIGS, DEFAULT_MODES, applies, check_options, step_settings
 from .machine import machine
 from .steps import build_step
 
-__all__ = ["measure", "measure_in_child", "run_bench"]
+__all__ = ["add_ratios", "baseline_mode", "measure", "measure_in_child", "run_bench"]
 
 log = logging.getLogger("pdarts.bench")  # the logger of ``pdarts bench``, whichever command runs it
 
@@ -69,7 +69,7 @@ def measure(config: str, mode: str, steps: int, warmup: int, device: str, thread
     bench_config = CONFIGS[config]
     settings = step_settings(bench_config, mode)
     torch_device = torch.device(device)
-    step, effective = build_step(bench_config, settings, torch_device)
+    step, effective = build_step(bench_config, mode, settings, torch_device)
     memory_after_setup = _peak_memory_mb(torch_device)
     if torch_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(torch_device)
@@ -116,12 +116,19 @@ def measure_in_child(**kwargs: Any) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def _add_speedups(result: dict, config: BenchConfig, baseline: float | None) -> None:
-    """``speedup`` against the configuration's fp32 mode (if it ran) and ``speedup_vs_reference``."""
-    seconds = result["seconds_per_step"]
-    result["speedup"] = baseline / seconds if baseline else None
-    reference = config.reference_seconds
-    result["speedup_vs_reference"] = reference / seconds if reference else None
+def baseline_mode(modes: Sequence[str]) -> str | None:
+    """The mode every ratio is measured against: ``reference`` if it runs, else ``fp32`` if it runs."""
+    return next((mode for mode in ("reference", "fp32") if mode in modes), None)
+
+
+def add_ratios(results: list[dict], baseline: str | None) -> None:
+    """Adds to each result its ``speedup`` and ``memory_ratio`` against the baseline mode's result of
+    the same configuration and round (None without one): measured in the same run, side by side."""
+    measured = {(r["config"], r["mode"], r["round"]): r for r in results if "error" not in r}
+    for result in measured.values():
+        base = measured.get((result["config"], baseline, result["round"]))
+        result["speedup"] = base["seconds_per_step"] / result["seconds_per_step"] if base else None
+        result["memory_ratio"] = result["peak_memory_mb"] / base["peak_memory_mb"] if base else None
 
 
 def run_bench(
@@ -132,35 +139,44 @@ def run_bench(
     device: str = "cpu",
     threads: int | None = None,
     on_result: Callable[[dict], None] | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Measures every configuration in every mode that applies to it, each in a fresh process.
 
-    Returns ``machine``, ``options``, ``configs`` and ``results``; a result has the numbers of
-    ``measure`` with ``speedup`` (against the same configuration's fp32 mode, if it ran first) and
-    ``speedup_vs_reference`` (against the authors' code), or an ``error`` line.
+    For each configuration the modes run in turn, ``rounds`` times (A B A B ...), so that a slow
+    spell of the machine falls on both. Returns ``machine``, ``options``, ``configs`` and
+    ``results``; a result has the numbers of ``measure``, its ``round``, and its ``speedup`` and
+    ``memory_ratio`` against the baseline mode (``reference``, else ``fp32``) of the same round, or
+    an ``error`` line.
     """
     check_options(configs, modes, device)
-    results = []
+    baseline = baseline_mode(modes)
+    results: list[dict] = []
     for name in configs:
         config = CONFIGS[name]
-        baseline = None
-        for mode in modes:
-            if not applies(config, mode):
-                continue
-            log.info("measuring %s in mode %s", name, mode)
-            result = measure_in_child(
-                config=name, mode=mode, steps=steps, warmup=warmup, device=device, threads=threads
-            )
-            if "error" not in result:
-                if mode == "fp32":
-                    baseline = result["seconds_per_step"]
-                _add_speedups(result, config, baseline)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+        for round_index in range(rounds):
+            for mode in modes:
+                if not applies(config, mode):
+                    continue
+                log.info("measuring %s in mode %s (round %d of %d)", name, mode, round_index + 1, rounds)
+                result = measure_in_child(
+                    config=name, mode=mode, steps=steps, warmup=warmup, device=device, threads=threads
+                )
+                result["round"] = round_index
+                results.append(result)
+                add_ratios(results, baseline)
+                if on_result is not None:
+                    on_result(result)
     return {
         "machine": machine(device),
-        "options": {"steps": steps, "warmup": warmup, "threads": threads, "device": device},
+        "options": {
+            "steps": steps,
+            "warmup": warmup,
+            "threads": threads,
+            "device": device,
+            "rounds": rounds,
+            "baseline": baseline,
+        },
         "configs": {name: asdict(CONFIGS[name]) for name in configs},
         "results": results,
     }

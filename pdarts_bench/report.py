@@ -19,33 +19,56 @@ def log_result(result: dict) -> None:
         log.warning("%s / %s failed: %s", result["config"], result["mode"], result["error"])
     else:
         log.info(
-            "%s / %s: %.3f s per step, %.2f GB peak",
+            "%s / %s: %.3f s per step, %.2f GB peak%s",
             result["config"],
             result["mode"],
             result["seconds_per_step"],
             result["peak_memory_mb"] / 1024,
+            f", {result['speedup']:.2f}x the baseline" if result.get("speedup") else "",
         )
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _ratio(values: list[float | None], digits: int, suffix: str) -> str:
+    """The median of per-round ratios, and each round's in brackets when there are several."""
+    known = [value for value in values if value is not None]
+    if not known:
+        return ""
+    text = f"{_median(known):.{digits}f}{suffix}"
+    return text + f" ({', '.join(f'{v:.{digits}f}' for v in known)})" if len(known) > 1 else text
 
 
 def table(report: dict[str, Any]) -> str:
-    """The results as a markdown table, with the authors' numbers beside them."""
-    header = ["configuration", "batch", "mode", "s/step", "images/s", "speedup", "vs authors", "peak GB"]
-    lines = ["| " + " | ".join([*header, "authors (s, GB)"]) + " |", "|---" * (len(header) + 1) + "|"]
+    """The results as a markdown table: per configuration and mode, the seconds per step of every
+    round, and the speed and memory ratios against the baseline mode of the same round."""
+    baseline = report["options"].get("baseline") or "baseline"
+    header = ["configuration", "batch", "mode", "s/step (each round)", "images/s", f"speedup vs {baseline}"]
+    header += ["peak GB", f"memory vs {baseline}"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    rows: dict[tuple[str, str], list[dict]] = {}
     for result in report["results"]:
-        config = CONFIGS[result["config"]]
-        reference = ""
-        if config.reference_seconds is not None:
-            reference = f"{config.reference_seconds}, {config.reference_memory_gb}"
-        head = f"| {config.name} | {config.batch_size} | {result['mode']} |"
-        if "error" in result:
-            lines.append(f"{head} failed: {result['error']} | | | | | {reference} |")
+        rows.setdefault((result["config"], result["mode"]), []).append(result)
+    for (name, mode), results in rows.items():
+        head = f"| {name} | {CONFIGS[name].batch_size} | {mode} |"
+        errors = [r["error"] for r in results if "error" in r]
+        measured = [r for r in results if "error" not in r]
+        if not measured:
+            lines.append(f"{head} failed: {errors[0]} |" + " |" * (len(header) - 4))
             continue
-        speedup = f"{result['speedup']:.2f}x" if result["speedup"] else ""
-        versus = f"{result['speedup_vs_reference']:.2f}x" if result["speedup_vs_reference"] else ""
-        lines.append(
-            f"{head} {result['seconds_per_step']:.3f} | {result['images_per_second']:.1f} | {speedup} | "
-            f"{versus} | {result['peak_memory_mb'] / 1024:.2f} | {reference} |"
-        )
+        seconds = [r["seconds_per_step"] for r in measured]
+        cells = [
+            ", ".join(f"{value:.3f}" for value in seconds) + (f" (failed: {errors[0]})" if errors else ""),
+            f"{CONFIGS[name].batch_size / _median(seconds):.1f}",
+            _ratio([r.get("speedup") for r in measured], 2, "x"),
+            f"{_median([r['peak_memory_mb'] for r in measured]) / 1024:.2f}",
+            _ratio([r.get("memory_ratio") for r in measured], 2, ""),
+        ]
+        lines.append(f"{head} " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from .configs import BenchConfig
 
-__all__ = ["build_step", "make_search_step", "make_train_step", "random_batch", "search_settings"]
+__all__ = [
+    "build_step",
+    "make_reference_search_step",
+    "make_reference_train_step",
+    "make_search_step",
+    "make_train_step",
+    "random_batch",
+    "search_settings",
+]
 
 Step = tuple[Callable[[], Any], dict[str, Any]]  # the step, and the settings in effect
 
@@ -123,7 +131,72 @@ def make_train_step(config: BenchConfig, settings: dict[str, Any], device) -> St
     return step, {"precision": precision.name, "channels_last": precision.channels_last}
 
 
-def build_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
-    """The step of a configuration, by its kind, and the settings in effect."""
+def make_reference_search_step(config: BenchConfig, device) -> Step:
+    """The straightforward search step (``reference.py``) of the same supernet, batches and settings."""
+    import torch
+
+    from pdarts.search.stage import ARCH_BETAS
+    from pdarts.search_space import full_candidates
+
+    from .reference import ReferenceSupernet, reference_search_step
+
+    common, stage = search_settings(config, {})
+    weight_batch, arch_batch = random_batch(config, device, 1), random_batch(config, device, 2)
+    torch.manual_seed(0)
+    model = ReferenceSupernet(
+        full_candidates(config.ops),
+        stage.cells,
+        common.init_channels,
+        config.num_classes,
+        config.in_channels,
+        dropout=stage.skip_dropout > 0,
+    ).to(device)
+    model.set_skip_dropout(stage.skip_dropout)
+    model.train()
+    alphas = list(model.alphas.parameters())
+    weights = [p for name, p in model.named_parameters() if not name.startswith("alphas.")]
+    weight_optimizer = torch.optim.SGD(
+        weights, lr=common.weight_lr, momentum=common.momentum, weight_decay=common.weight_decay
+    )
+    alpha_optimizer = torch.optim.Adam(
+        alphas, lr=common.arch_lr, betas=ARCH_BETAS, weight_decay=common.arch_weight_decay
+    )
+
+    def step():
+        return reference_search_step(
+            model, weight_batch, arch_batch, weight_optimizer, alpha_optimizer, common.grad_clip
+        )
+
+    return step, {"precision": "fp32", "channels_last": False, "compile": False}
+
+
+def make_reference_train_step(config: BenchConfig, device) -> Step:
+    """The straightforward training step (``reference.py``) of the same network and recipe."""
+    import torch
+
+    from pdarts.settings import TrainSettings
+
+    from .reference import reference_train_step, to_reference
+
+    recipe = TrainSettings.defaults()
+    torch.manual_seed(0)
+    network = to_reference(_network(config)).to(device)
+    network.train()
+    optimizer = torch.optim.SGD(
+        network.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    batch = random_batch(config, device, 1)
+
+    def step():
+        return reference_train_step(network, batch, optimizer, recipe.auxiliary_weight, recipe.grad_clip)
+
+    return step, {"precision": "fp32", "channels_last": False}
+
+
+def build_step(config: BenchConfig, mode: str, settings: dict[str, Any], device) -> Step:
+    """The step of a configuration in a mode, by its kind, and the settings in effect."""
+    if mode == "reference":
+        build = make_reference_search_step if config.kind == "search" else make_reference_train_step
+        return build(config, device)
     build = make_search_step if config.kind == "search" else make_train_step
     return build(config, settings, device)

@@ -8,31 +8,39 @@ import json
 
 import pytest
 
-MODES = ["fp32", "bf16", "channels_last", "checkpoint_cells", "bf16+channels_last+checkpoint_cells"]
+MODES = ["reference", "default", "fp32", "bf16", "checkpoint_cells", "bf16+channels_last+checkpoint_cells"]
 
 
 def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
     out = tmp_path / "bench.json"
     done = run_pdarts(
         "bench", "--configs", "smoke", "smoke-train", "--modes", *MODES,
-        "--steps", "2", "--warmup", "1", "--threads", "1", "--out", out,
+        "--steps", "2", "--warmup", "1", "--threads", "1", "--rounds", "2", "--out", out,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     machine = report["machine"]
     assert machine["torch"] and machine["torchvision"] and machine["python"] and machine["cpu"]
     assert machine["cpu_cores"] >= 1 and machine["device"] == "cpu"
-    assert report["options"] == {"steps": 2, "warmup": 1, "threads": 1, "device": "cpu"}
+    assert report["options"] == {
+        "steps": 2, "warmup": 1, "threads": 1, "device": "cpu", "rounds": 2, "baseline": "reference"
+    }  # fmt: skip
     # checkpoint_cells is a search setting: the training steps skip the modes that ask for it.
     train_modes = [mode for mode in MODES if "checkpoint_cells" not in mode]
-    expected = [("smoke", mode) for mode in MODES] + [("smoke-train", mode) for mode in train_modes]
-    assert [(r["config"], r["mode"]) for r in report["results"]] == expected
-    for result in report["results"]:
+    # Each configuration runs its modes in turn, twice (A B A B).
+    expected = [("smoke", mode, r) for r in (0, 1) for mode in MODES]
+    expected += [("smoke-train", mode, r) for r in (0, 1) for mode in train_modes]
+    assert [(r["config"], r["mode"], r["round"]) for r in report["results"]] == expected
+    results = {(r["config"], r["mode"], r["round"]): r for r in report["results"]}
+    for (config, _mode, round_index), result in results.items():
         assert "error" not in result, result
         assert result["seconds_per_step"] > 0 and result["images_per_second"] > 0
         assert result["cpu_seconds_per_step"] > 0 and result["peak_memory_mb"] > 0
         assert len(result["step_seconds"]) == 2 and result["threads"] == 1
-        assert result["speedup"] > 0 and result["speedup_vs_reference"] is None
+        # Ratios against the reference of the same configuration and round.
+        reference = results[(config, "reference", round_index)]
+        assert result["speedup"] == pytest.approx(reference["seconds_per_step"] / result["seconds_per_step"])
+        assert result["memory_ratio"] == pytest.approx(result["peak_memory_mb"] / reference["peak_memory_mb"])
     by_mode = {r["mode"]: r["settings"] for r in report["results"] if r["config"] == "smoke"}
     assert by_mode["fp32"] == {
         "precision": "fp32",
@@ -41,7 +49,15 @@ def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
         "checkpoint_cells": False,
     }
     assert by_mode["bf16"]["precision"] == "bf16" and by_mode["checkpoint_cells"]["checkpoint_cells"]
+    assert by_mode["reference"] == {
+        "precision": "fp32", "channels_last": False, "compile": False, "checkpoint_cells": False
+    }  # fmt: skip
+    # default: the schema's settings of search.common (auto precision is fp32 for CPU search steps)
+    assert by_mode["default"] == {
+        "precision": "fp32", "channels_last": True, "compile": False, "checkpoint_cells": False
+    }  # fmt: skip
     assert "| smoke | 8 | fp32 |" in done.stdout  # the markdown table
+    assert "speedup vs reference" in done.stdout and "memory vs reference" in done.stdout
 
 
 @pytest.mark.parametrize(
