@@ -69,16 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, context) -> None:
-    from ..checkpoints import fingerprint
     from ..errors import oom_hint
     from ..livelog import live_metrics
-    from ..search.stage import run_search_stage, search_loaders
+    from ..search.stage import STATE_KEYS, run_search_stage, search_loaders, stage_fingerprint
 
-    record = stage.record(settings)
-    expected = fingerprint(record, candidates, manifest["sha256"], manifest.get("subset"))
-    resume, save_state = step_checkpoint(
-        args, expected, ("model", "weight_optimizer", "alpha_optimizer"), context.is_main
-    )
+    expected = stage_fingerprint(stage, settings, candidates, manifest)
+    resume, save_state = step_checkpoint(args, expected, STATE_KEYS, context.is_main)
     if not context.is_main:
         logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
     on_epoch = live_metrics(args.out_live, "search", resume, context.is_main)
@@ -92,7 +88,7 @@ def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, 
     seconds = time.perf_counter() - start
     if not context.is_main:
         return
-    write_json(args.out_alphas, {**result.alphas, "settings": record})
+    write_json(args.out_alphas, {**result.alphas, "settings": stage.record(settings)})
     last = result.history[-1]
     metrics = {key: last[key] for key in ("train_acc", "train_loss", "arch_acc", "arch_loss")}
     metrics["weights"] = sum(p.numel() for p in result.model.weight_parameters())

@@ -57,6 +57,7 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
     from ..search.progressive import run_plan as run_search_plan
+    from ..search.stage import STATE_KEYS
 
     plan = plan_from_dict(read_json(args.plan, "sweep plan"), args.plan)
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
@@ -65,7 +66,7 @@ def run_search(args: argparse.Namespace) -> int:
     def checkpoint_for(stage: str, expected: str):
         path = Path(folder, f"{stage}.pt")
         step = argparse.Namespace(checkpoint=str(path))
-        return step_checkpoint(step, expected, ("model", "weight_optimizer", "alpha_optimizer"), True)
+        return step_checkpoint(step, expected, STATE_KEYS, True)
 
     def work(context) -> None:
         run = run_search_plan(plan, args.seed, manifest, context, checkpoint_for if folder else None)

@@ -62,8 +62,7 @@ def run_plan(
     """
     if not plan.stages:
         return SearchRun(random_genotype(plan.ops, plan.max_skip, seed))
-    from ..checkpoints import fingerprint
-    from .stage import run_search_stage, search_loaders
+    from .stage import run_search_stage, search_loaders, stage_fingerprint
 
     settings = plan.settings(seed)
     alphas = alphas_from_dict(initial_alphas(plan.ops), "search space")
@@ -74,10 +73,9 @@ def run_plan(
         margin = pruning_margin(alphas, stage_plan.ops)
         resume, save_state = (None, None)
         if checkpoint is not None:
-            inputs = fingerprint(
-                stage.record(settings), candidates, manifest["sha256"], manifest.get("subset")
+            resume, save_state = checkpoint(
+                stage.name, stage_fingerprint(stage, settings, candidates, manifest)
             )
-            resume, save_state = checkpoint(stage.name, inputs)
         weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
         result = run_search_stage(
             candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,

@@ -31,6 +31,7 @@ from .model import SearchNetwork
 
 __all__ = [
     "ARCH_BETAS",
+    "STATE_KEYS",
     "SearchParts",
     "SearchSettings",
     "Stage",
@@ -40,6 +41,7 @@ __all__ = [
     "run_search_stage",
     "search_loaders",
     "search_step",
+    "stage_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,19 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 # Adam's betas of the alphas: DARTS's (and P-DARTS's) choice, not a setting of the paper's tables.
 ARCH_BETAS = (0.5, 0.999)
+
+#: What a stage's saved state holds besides the random streams and the history (its checkpoint's keys).
+STATE_KEYS = ("model", "weight_optimizer", "alpha_optimizer")
+
+
+def stage_fingerprint(
+    stage: Stage, settings: SearchSettings, candidates: Candidates, manifest: dict[str, Any]
+) -> str:
+    """The fingerprint of everything that decides a stage's result: its record, the candidates and
+    the prepared data (a checkpoint resumes only for the same one)."""
+    from ..checkpoints import fingerprint
+
+    return fingerprint(stage.record(settings), candidates, manifest["sha256"], manifest.get("subset"))
 
 
 class SearchParts(NamedTuple):
@@ -428,12 +443,8 @@ def run_search_stage(
     parts = build_search(candidates, settings, stage, num_classes, in_channels, device, example=example)
     scaler = parts.precision.grad_scaler()
     generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
-    targets = {
-        "model": parts.model,
-        "weight_optimizer": parts.weight_optimizer,
-        "alpha_optimizer": parts.alpha_optimizer,
-        "scaler": scaler,
-    }
+    targets = dict(zip(STATE_KEYS, (parts.model, parts.weight_optimizer, parts.alpha_optimizer)))
+    targets["scaler"] = scaler
     history: list[dict[str, Any]] = []
     if resume is not None:
         history = restore(resume, targets, generators, "this stage's supernet")
