@@ -32,12 +32,13 @@ SMOKE = load_params(ROOT / "configs" / "smoke.yaml")
 
 
 def flags(section: dict) -> list[str]:
+    """A section as the pipeline passes it (DVC's ``${section}``: no flag for an empty list)."""
     words = []
     for key, value in section.items():
         if isinstance(value, bool):
             words.append(f"--{key}" if value else f"--no-{key}")
         elif isinstance(value, list):
-            words += [f"--{key}", *map(str, value)]
+            words += [f"--{key}", *map(str, value)] if value else []
         else:
             words += [f"--{key}", str(value)]
     return words

@@ -124,3 +124,21 @@ def test_help_lists_each_setting_in_one_spelling_and_accepts_the_other(run_pdart
     assert "--keep-checkpoint, --no-keep-checkpoint" in help_text and "--keep_checkpoint" not in help_text
     proc = run_pdarts("search", "--stage", "s", "--cells", "2", "--skip-dropout", "0.1", "--no-channels-last")
     assert "--skip_dropout" not in proc.stderr and "the following arguments are required" in proc.stderr
+
+
+def test_an_absent_list_option_is_an_empty_list_as_dvc_writes_one():
+    """DVC's ``${evaluate}`` writes no flag at all for ``latency_batch_sizes: []`` (and the Snakefile's
+    flags() does the same): the command must read the absence as the empty list, not as the
+    schema's default ``[1, 64]``."""
+    import argparse
+
+    from pdarts.cli.options import add_section_options, section_settings
+    from pdarts.settings import EvaluateSettings
+
+    parser = argparse.ArgumentParser()
+    add_section_options(parser, "evaluate")
+    assert section_settings(parser.parse_args([]), EvaluateSettings).latency_batch_sizes == []
+    given = parser.parse_args(["--latency_batch_sizes", "1", "64"])
+    assert section_settings(given, EvaluateSettings).latency_batch_sizes == [1, 64]
+    assert EvaluateSettings.defaults().latency_batch_sizes == [1, 64]  # params.yaml without the key
+    assert "absent: none" in parser.format_help()

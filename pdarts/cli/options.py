@@ -2,9 +2,10 @@
 how --help lists them.
 
 The pipeline passes a section as flags (DVC's ``${section}`` unpacking, mirrored by the Snakefile):
-``--key value``, ``--flag`` / ``--no-flag`` for booleans, ``--key a b c`` for lists. The spelling with
-hyphens (``--weight-lr``, ``--no-channels-last``) is accepted too; ``--help`` lists the one params.yaml
-uses.
+``--key value``, ``--flag`` / ``--no-flag`` for booleans, ``--key a b c`` for lists. DVC writes no flag
+at all for an empty list, so a list option that is absent is an empty list, whatever the schema's
+default (which params.yaml gets when it leaves the key out). The spelling with hyphens
+(``--weight-lr``, ``--no-channels-last``) is accepted too; ``--help`` lists the one params.yaml uses.
 """
 
 from __future__ import annotations
@@ -56,10 +57,16 @@ def add_section_options(parser: argparse.ArgumentParser, section: str) -> None:
     group = parser.add_argument_group(f"{section} settings (params.yaml)")
     for key, prop in section_schema(section)["properties"].items():
         help_text = prop.get("description", "")
-        if "default" in prop:
-            help_text += f" (default: {prop['default']})"
+        default = prop.get("default")
+        if prop.get("type") == "array" and not prop.get("minItems"):
+            default = []  # DVC drops the flag of an empty list: absent means empty
+            help_text += " (absent: none"
+            help_text += f"; params.yaml's default: {prop['default']})" if "default" in prop else ")"
+        elif "default" in prop:
+            help_text += f" (default: {default})"
         names = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
-        kwargs = {"dest": key, "default": prop.get("default"), "required": "default" not in prop}
+        required = "default" not in prop and default is None
+        kwargs = {"dest": key, "default": default, "required": required}
         group.add_argument(*names, help=help_text.strip(), **kwargs, **_option_kwargs(prop))
 
 

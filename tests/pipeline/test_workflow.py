@@ -561,11 +561,20 @@ def _same_files(dvc_paths, smk_paths) -> bool:
     return {widest(p) for p in dvc_paths} == {widest(p) for p in smk_paths}
 
 
+NO_LATENCY = "configs/smoke.yaml, evaluate.latency_batch_sizes: []"  # an empty list: DVC writes no flag
+
+
 @pytest.mark.parametrize(
-    "config", ["configs/smoke.yaml", "params.yaml", "configs/cifar10.yaml", "configs/cifar100.yaml"]
+    "config",
+    ["configs/smoke.yaml", "params.yaml", "configs/cifar10.yaml", "configs/cifar100.yaml", NO_LATENCY],
 )
 def test_same_steps_commands_and_files(tmp_path, config):
-    repo = Repo(tmp_path / "repo", ROOT / config, niceness=DRY_NICENESS)
+    params = ROOT / config.split(",")[0]
+    if config == NO_LATENCY:
+        text = params.read_text()
+        params = tmp_path / "params.yaml"
+        params.write_text(text.replace("latency_batch_sizes: [1, 64]", "latency_batch_sizes: []", 1))
+    repo = Repo(tmp_path / "repo", params, niceness=DRY_NICENESS)
     stages = stage_names(repo.params)
     dvc_cmds = dvc_dry_commands(repo.run("dvc", "repro", "--dry", "--force").stdout)
     dvc_resolved = dvc_stages(repo)
@@ -607,6 +616,8 @@ def test_same_steps_commands_and_files(tmp_path, config):
         assert job.fields["log"] in shlex.split(job.shell), key
     # The final step reads the last stage's alphas.
     assert f"results/search/{stages[-1]}/alphas.json" in smk[("derive", None)].files("input")
+    evaluate = shlex.split(smk[("evaluate_train", None)].shell)
+    assert ("--latency_batch_sizes" in evaluate) == (config != NO_LATENCY)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,13 +27,15 @@ wildcard_constraints:
 
 def flags(section):
     """A settings section as command-line flags, exactly as DVC's ${section} expands it
-    (with `parsing.bool: boolean_optional` in .dvc/config)."""
+    (with `parsing.bool: boolean_optional` in .dvc/config). An empty list gives no flag at all, as
+    with DVC; the commands read a list option that is absent as an empty list."""
     words = []
     for key, value in section.items():
         if isinstance(value, bool):
             words.append(f"--{key}" if value else f"--no-{key}")
         elif isinstance(value, list):
-            words += [f"--{key}"] + [shlex.quote(str(item)) for item in value]
+            if value:
+                words += [f"--{key}"] + [shlex.quote(str(item)) for item in value]
         else:
             words += [f"--{key}", shlex.quote(str(value))]
     return " ".join(words)
