@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import PdartsError, first_line
 from .io import atomic_path
+from .runlog import record
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -26,6 +27,7 @@ __all__ = [
     "fingerprint",
     "load_model_file",
     "load_resume_state",
+    "open_checkpoint",
     "remove_checkpoint",
     "save_torch_file",
 ]
@@ -157,6 +159,23 @@ class CheckpointSaver:
             "checkpoint_seconds": round(sum(self.seconds) / len(self.seconds), 4),
             "checkpoint_mb": round(self.bytes / 2**20, 3),
         }
+
+
+def open_checkpoint(path: str | Path | None, expected: str, keys: tuple[str, ...], is_main: bool):
+    """A step's resume state (None: start afresh) and its ``save_state`` callback (None: no
+    checkpoint file). Every process calls the callback, which gathers; the first one writes the file
+    and records what that costs in the run record."""
+    resume = load_resume_state(path, expected, keys)
+    if not path:
+        return resume, None
+    saver = CheckpointSaver(path, expected) if is_main else None
+
+    def save_state(state: dict[str, Any]) -> None:
+        if saver is not None:
+            saver(state)
+            record(**saver.cost())
+
+    return resume, save_state
 
 
 def remove_checkpoint(path: str | Path | None, keep: bool) -> None:

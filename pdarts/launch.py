@@ -1,5 +1,5 @@
-"""Starting a step in several data-parallel processes with torchrun (no torch import here: the step
-commands decide whether to relaunch before they import torch)."""
+"""Running a step in one or several data-parallel processes; several are started with torchrun (no
+torch import at the top: the step commands decide whether to relaunch before they import torch)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["launched", "relaunch", "launched_argv"]
+from .runlog import RUN_RECORD, record, record_environment
+
+__all__ = ["launched", "relaunch", "launched_argv", "run_data_parallel"]
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +50,34 @@ def launched_argv() -> list[str] | None:
     if not launched() or ARGV_ENV not in os.environ:
         return None
     return json.loads(os.environ[ARGV_ENV])
+
+
+def run_data_parallel(
+    settings: Any, work: Callable[[Any], None], argv: Sequence[str], done: Callable[[], None] | None = None
+) -> int:
+    """Runs ``work(context)`` on ``settings.device`` in ``settings.processes`` data-parallel processes;
+    once it is done, the first process records the environment and calls ``done`` (which removes the
+    step's checkpoint, say).
+
+    One process: here. More: the command ``argv`` relaunches itself under torchrun, and each process
+    joins the group, works and leaves it. ``batch_size`` is the total over the processes (that it
+    divides among them is a rule of the section, checked with its other settings).
+    """
+    from . import distributed
+
+    device = distributed.resolve_device(settings.device)  # refused before any process starts
+    if settings.processes > 1 and not launched():
+        RUN_RECORD.enabled = False  # the first process under torchrun writes it
+        return relaunch(settings.processes, argv)
+    context = distributed.setup(device)
+    RUN_RECORD.enabled = context.is_main
+    record(processes=context.world_size)
+    try:
+        work(context)
+    finally:
+        distributed.teardown(context)
+    if context.is_main:
+        record_environment(context.device)
+        if done is not None:
+            done()
+    return 0

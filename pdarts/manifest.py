@@ -207,13 +207,23 @@ def training_set(manifest: dict[str, Any], cutout: int = 0, image_size: int | No
     return dataset, len(dataset.classes), 3, record
 
 
-def evaluation_set(manifest: dict[str, Any], data_record: Any):
-    """The test split of a manifest's data (``val/`` of an image folder) and its input size (C, H, W).
+def evaluation_set(manifest: dict[str, Any], model_file: dict[str, Any], names: tuple[str, str]):
+    """The test split of a manifest's data (``val/`` of an image folder) and its input size (C, H, W),
+    for the network of ``model_file``; refuses data with another number of classes than it was
+    trained for (``names``: the model file's and the data's paths, for the message).
 
-    ``data_record`` is what a model file says about its training data: an image folder is evaluated at
-    the image size the network was trained at.
+    An image folder is evaluated at the image size the network was trained at (the model file's
+    record of its data).
     """
     from . import data
+
+    trained_for, classes = model_file["network"]["num_classes"], num_classes(manifest)
+    if trained_for != classes:
+        raise PdartsError(
+            f"{names[0]} was trained for {trained_for} classes, but {names[1]} has {classes}; "
+            "evaluate it on the data it was trained on"
+        )
+    data_record = model_file.get("data")
 
     if manifest["format"] == ARRAYS_FORMAT:
         images, labels = load_split(manifest, train=False)

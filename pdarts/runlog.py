@@ -27,6 +27,7 @@ __all__ = [
     "run_record_path",
     "setup_logging",
     "write_run_record",
+    "write_results",
 ]
 
 
@@ -47,6 +48,20 @@ RUN_RECORD = RunRecord()
 def record(**fields: Any) -> None:
     """Adds fields to this run's record (seconds, costs, environment: nothing that is an artifact)."""
     RUN_RECORD.update(fields)
+
+
+#: Per-epoch fields that go to the run record, not to a step's history.
+TIMING_KEYS = ("seconds",)
+
+
+def write_results(
+    metrics_path: str | Path, history_path: str | Path, metrics: dict[str, Any], history: list[dict[str, Any]]
+) -> None:
+    """Writes a step's last metrics (for ``dvc metrics``) and per-epoch history (for plots), without
+    timings: the epochs' seconds go to the run record."""
+    record(epoch_seconds=[round(epoch["seconds"], 3) for epoch in history if "seconds" in epoch])
+    write_json(history_path, [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in history])
+    write_json(metrics_path, metrics)
 
 
 def record_environment(device) -> None:

@@ -171,6 +171,16 @@ class Stage:
     cells: int  # L of this stage's supernet
     skip_dropout: float  # initial skip-connect dropout rate
 
+    @classmethod
+    def checked(cls, name: str, cells: int, skip_dropout: float) -> Stage:
+        """The stage the search step's flags give, checked as an entry of ``search.stages`` is."""
+        values = {"name": name, "cells": cells, "skip_dropout": skip_dropout}
+        entry = section_schema("search.stages")["items"]
+        problem = schema_error(values, {**entry, "required": list(values)}, "search.stages[]")
+        if problem:
+            raise PdartsError(problem)
+        return cls(**values)
+
     def record(self, settings: SearchSettings) -> dict[str, Any]:
         """Everything that decides the stage's result, as its alphas file records it."""
         return {

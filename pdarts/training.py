@@ -25,12 +25,14 @@ from .progress import Progress, batch_count, progress
 from .settings import RecipeSettings
 
 __all__ = [
+    "STATE_KEYS",
     "LossGuard",
     "TrainResult",
     "TrainingParts",
     "build_training",
     "EvaluateResult",
     "evaluate",
+    "evaluate_model_file",
     "evaluate_network",
     "measure_latency",
     "network_from_file",
@@ -38,12 +40,16 @@ __all__ = [
     "topk_correct",
     "train_epoch",
     "train_network",
+    "training_fingerprint",
 ]
 
 log = logging.getLogger("pdarts.train")
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 FP32 = Precision("cpu")
+
+#: What a training run's saved state holds besides the random streams and the history (its checkpoint's keys).
+STATE_KEYS = ("network", "optimizer", "scaler")
 
 
 class LossGuard:
@@ -209,6 +215,25 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     precision: Precision = FP32
 
+    def model_file(
+        self, spec: dict[str, Any], settings: RecipeSettings, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What ``model.pt`` holds: the weights, the network's description, its data and settings."""
+        return {
+            "state_dict": self.network.state_dict(),
+            "network": spec,
+            "data": data,
+            "settings": settings.to_dict(),
+        }
+
+
+def training_fingerprint(spec: dict[str, Any], settings: RecipeSettings, data: dict[str, Any]) -> str:
+    """The fingerprint of everything that decides a training run's result: the recipe, the network and
+    the data (a checkpoint resumes only for the same ones)."""
+    from .checkpoints import fingerprint
+
+    return fingerprint(settings.section, settings.to_dict(), spec, data)
+
 
 def network_spec(genotype, settings: RecipeSettings, num_classes: int, in_channels: int) -> dict[str, Any]:
     """The plain-data description of the network a recipe trains (what model files store)."""
@@ -336,7 +361,7 @@ def train_network(
     make_reproducible(settings.seed)
     loader, sampler = _training_batches(dataset, settings, context)
     parts = build_training(spec, settings, context)
-    targets = {"network": parts.network, "optimizer": parts.optimizer, "scaler": parts.scaler}
+    targets = dict(zip(STATE_KEYS, (parts.network, parts.optimizer, parts.scaler)))
     history: list[dict[str, Any]] = []
     if resume is not None:
         history = restore(resume, targets, [loader.generator], f"this {settings.section} network")
@@ -408,6 +433,7 @@ class EvaluateResult:
     precision: str
     seconds: float
     latency_ms: dict[str, float]
+    device: torch.device
 
 
 def evaluate_network(
@@ -448,4 +474,18 @@ def evaluate_network(
                 network, input_size, batch_size, device, precision, settings.latency_repeats
             )
         latency[f"latency_ms_batch{batch_size}"] = round(1000 * seconds_per_batch, 3)
-    return EvaluateResult(metrics, precision.name, seconds, latency)
+    return EvaluateResult(metrics, precision.name, seconds, latency, device)
+
+
+def evaluate_model_file(path: str, manifest: dict[str, Any], data_name: str, settings) -> EvaluateResult:
+    """The evaluate step: the network of the model file at ``path`` (checked, read safely) on the test
+    split of the data of ``manifest`` (read from ``data_name``), with ``settings.device``."""
+    from .checkpoints import load_model_file
+    from .distributed import resolve_device
+    from .manifest import evaluation_set
+
+    device = resolve_device(settings.device)
+    model_file = load_model_file(path)
+    network = network_from_file(path, model_file)
+    dataset, input_size = evaluation_set(manifest, model_file, (str(path), str(data_name)))
+    return evaluate_network(network, dataset, input_size, settings, device)

@@ -481,6 +481,16 @@ CASES = [
         ["search.common.warmup_epochs: 5 is more than search.common.epochs (2)"],
     ),
     Case(
+        "search-flag-skip-dropout-of-one",  # checked as an entry of search.stages is
+        [*SEARCH, "--skip_dropout", 1.0],
+        ["search.stages[].skip_dropout: 1.0 is greater than or equal to the maximum of 1"],
+    ),
+    Case(
+        "search-flag-no-cells",
+        [*SEARCH, "--cells", 0],
+        ["search.stages[].cells: 0 is less than the minimum of 1"],
+    ),
+    Case(
         "search-flag-non-numeric-lr",
         [*SEARCH, "--weight_lr", "fast"],
         ["--weight_lr/--weight-lr: invalid float value: 'fast'"],
@@ -493,12 +503,12 @@ CASES = [
     Case(
         "derive-flag-negative-max-skip",
         ["derive", "--alphas", GOOD / "alphas.json", "--max-skip", -1, "--out", f"{OUT}/genotype.json"],
-        ["--max-skip/--max_skip: must be >= 0 (8 or more means no cap), got -1"],
+        ["derive.max_skip: -1 is less than the minimum of 0"],
     ),
     Case(
         "derive-flag-max-skip-not-a-number",
         ["derive", "--alphas", GOOD / "alphas.json", "--max-skip", "two", "--out", f"{OUT}/genotype.json"],
-        ["expected an integer >= 0, got 'two'"],
+        ["--max_skip/--max-skip: invalid int value: 'two'"],
     ),
     Case(
         "derive-flag-out-is-all-caps",

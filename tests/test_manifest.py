@@ -44,8 +44,11 @@ def test_the_datasets_of_a_manifest_carry_their_transforms_and_sizes(digits):
     manifest = read_manifest(digits)
     dataset, classes, channels, record = training_set(manifest)
     assert (len(dataset), classes, channels, record) == (64, 10, 1, {"dataset": "digits"})
-    test, input_size = evaluation_set(manifest, None)
+    model_file = {"network": {"num_classes": 10}, "data": record}
+    test, input_size = evaluation_set(manifest, model_file, ("model.pt", str(digits)))
     assert len(test) == 64 and input_size == (1, 8, 8) and tuple(test[0][0].shape) == input_size
+    with pytest.raises(PdartsError, match=r"model.pt was trained for 100 classes, but .* has 10; evaluate"):
+        evaluation_set(manifest, {"network": {"num_classes": 100}}, ("model.pt", str(digits)))
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..checkpoints import load_model_file
-from ..errors import PdartsError
 from ..io import write_json
-from ..manifest import num_classes, read_manifest
+from ..manifest import read_manifest
 from ..runlog import record, record_environment
 from ..settings import EvaluateSettings
 from .options import add_section_options, section_settings
@@ -37,30 +35,14 @@ def run(args: argparse.Namespace) -> None:
     settings = section_settings(args, EvaluateSettings)
     manifest = read_manifest(args.data)
 
-    from ..distributed import resolve_device
-    from ..manifest import evaluation_set
-    from ..training import evaluate_network, network_from_file
+    from ..training import evaluate_model_file  # torch: only once the inputs are checked
 
-    device = resolve_device(settings.device)
-    model_file = load_model_file(args.model)
-    network = network_from_file(args.model, model_file)
-    dataset, input_size = evaluation_set(manifest, model_file.get("data"))
-    trained_for = model_file["network"]["num_classes"]
-    if trained_for != num_classes(manifest):
-        raise PdartsError(
-            f"{args.model} was trained for {trained_for} classes, but {args.data} has "
-            f"{num_classes(manifest)}; evaluate it on the data it was trained on"
-        )
-    result = evaluate_network(network, dataset, input_size, settings, device)
-    record_environment(device)
+    result = evaluate_model_file(args.model, manifest, args.data, settings)
+    record_environment(result.device)
     record(precision=result.precision, evaluate_seconds=round(result.seconds, 3), **result.latency_ms)
     write_json(args.out, result.metrics)
+    errors = [100 * result.metrics[key] for key in ("top1_err", "top5_err")]
     log.info(
-        "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples (%s on %s)",
-        args.model,
-        100 * result.metrics["top1_err"],
-        100 * result.metrics["top5_err"],
-        result.metrics["samples"],
-        result.precision,
-        device,
-    )
+        "%s: top-1 error %.2f %%, top-5 error %.2f %% on %d samples (%s on %s)", args.model, *errors,
+        result.metrics["samples"], result.precision, result.device,
+    )  # fmt: skip

@@ -64,10 +64,14 @@ def add_section_options(parser: argparse.ArgumentParser, section: str) -> None:
             help_text += f"; params.yaml's default: {prop['default']})" if "default" in prop else ")"
         elif "default" in prop:
             help_text += f" (default: {default})"
-        names = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
         required = "default" not in prop and default is None
-        kwargs = {"dest": key, "default": default, "required": required}
-        group.add_argument(*names, help=help_text.strip(), **kwargs, **_option_kwargs(prop))
+        add_option(group, key, prop, help=help_text.strip(), default=default, required=required)
+
+
+def add_option(parser, key: str, prop: dict[str, Any], **kwargs: Any) -> None:
+    """``--key`` (and ``--ke-y``) typed as the schema property ``prop`` says."""
+    names = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+    parser.add_argument(*names, dest=key, **kwargs, **_option_kwargs(prop))
 
 
 def section_settings(args: argparse.Namespace, cls: type[S]) -> S:

@@ -16,30 +16,29 @@ from ..settings import DataSettings, SpaceSettings, TransferDataSettings
 from .options import add_section_options, section_settings
 
 
+def _write_space(settings: SpaceSettings, out: str) -> None:
+    write_json(out, initial_alphas(settings.ops))
+
+
+# command -> its settings, what it does, what --out is, and the library call that writes it
+STEPS = {
+    "prepare-data": (DataSettings, "check the search/train dataset and write its manifest",
+                     "manifest JSON to write", write_arrays_manifest),
+    "prepare-transfer": (TransferDataSettings, "check or write the transfer ImageFolder tree",
+                         "folder to write (manifest.json, and the digits tree)", write_transfer_folder),
+    "prepare-space": (SpaceSettings, "the initial search space, as uniform alphas",
+                      "alphas JSON to write", _write_space),
+}  # fmt: skip
+
+
 def add_parser(commands) -> None:
-    data = commands.add_parser("prepare-data", help="check the search/train dataset and write its manifest")
-    add_section_options(data, "data")
-    data.add_argument("--out", required=True, help="manifest JSON to write")
-    data.set_defaults(run=run_data)
-
-    transfer = commands.add_parser("prepare-transfer", help="check or write the transfer ImageFolder tree")
-    add_section_options(transfer, "transfer_data")
-    transfer.add_argument("--out", required=True, help="folder to write (manifest.json, and the digits tree)")
-    transfer.set_defaults(run=run_transfer)
-
-    space = commands.add_parser("prepare-space", help="the initial search space, as uniform alphas")
-    add_section_options(space, "search.space")
-    space.add_argument("--out", required=True, help="alphas JSON to write")
-    space.set_defaults(run=run_space)
+    for name, (settings_class, what, out, _) in STEPS.items():
+        parser = commands.add_parser(name, help=what)
+        add_section_options(parser, settings_class.section)
+        parser.add_argument("--out", required=True, help=out)
+        parser.set_defaults(run=run)
 
 
-def run_data(args: argparse.Namespace) -> None:
-    write_arrays_manifest(section_settings(args, DataSettings), args.out)
-
-
-def run_transfer(args: argparse.Namespace) -> None:
-    write_transfer_folder(section_settings(args, TransferDataSettings), args.out)
-
-
-def run_space(args: argparse.Namespace) -> None:
-    write_json(args.out, initial_alphas(section_settings(args, SpaceSettings).ops))
+def run(args: argparse.Namespace) -> None:
+    settings_class, _, _, write = STEPS[args.command]
+    write(section_settings(args, settings_class), args.out)

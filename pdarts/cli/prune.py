@@ -9,9 +9,8 @@ import argparse
 import logging
 
 from ..alphas import load_alphas
-from ..errors import PdartsError
 from ..io import write_json
-from ..search.pruning import prune_candidates
+from ..search.pruning import candidates_record
 
 log = logging.getLogger("pdarts.prune")
 
@@ -26,21 +25,5 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    alphas = load_alphas(args.alphas)
-    alive = min(len(edge) for cell in alphas.values() for edge in cell)
-    if not 1 <= args.keep <= alive:
-        raise PdartsError(
-            f"stage {args.stage or '?'} would keep {args.keep} ops per edge, but {args.alphas} has only "
-            f"{alive} on some edge: ops searched must be >= 1 and must not grow across stages"
-        )
-    candidates = prune_candidates(alphas, args.keep)
-    write_json(
-        args.out,
-        {
-            "stage": args.stage,
-            "keep": args.keep,
-            "pruned_from": str(args.alphas),
-            **{cell: [list(ops) for ops in edges] for cell, edges in candidates.items()},
-        },
-    )
+    write_json(args.out, candidates_record(load_alphas(args.alphas), args.keep, args.stage, str(args.alphas)))
     log.info("stage %s: %d ops per edge kept from %s", args.stage, args.keep, args.alphas)

@@ -13,41 +13,28 @@ from pathlib import Path
 
 from ..report.content import NETWORKS, ReportInputs, collect
 
+# option -> (what it is, argparse keywords)
+INPUTS = {
+    "--params": ("the settings files, later over earlier (params.yaml [--configfile ...])",
+                 {"nargs": "+", "required": True, "metavar": "YAML"}),
+    "--search": ("the search results: <stage>/alphas.json and history.json per stage",
+                 {"required": True, "metavar": "FOLDER"}),
+    "--genotypes": ("genotypes at every cap (derive --all-caps)", {"required": True}),
+    **{f"--{name}": (f"the {what}'s history and evaluation",
+                     {"nargs": 2, "metavar": ("HISTORY", "EVALUATION")}) for name, what in NETWORKS.items()},
+    "--logs": ("the run records' folder (seconds, latency)", {}),
+}  # fmt: skip
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "report", help="draw the cells, alphas and curves; write index.html, summary.md and headline metrics"
     )
-    parser.add_argument(
-        "--params",
-        nargs="+",
-        required=True,
-        type=Path,
-        metavar="YAML",
-        help="the settings files, later over earlier (params.yaml [--configfile ...])",
-    )
-    parser.add_argument(
-        "--search",
-        required=True,
-        type=Path,
-        metavar="FOLDER",
-        help="the search results: <stage>/alphas.json and history.json per stage",
-    )
-    parser.add_argument(
-        "--genotypes", required=True, type=Path, help="genotypes at every cap (derive --all-caps)"
-    )
-    for name, what in NETWORKS.items():
-        parser.add_argument(
-            f"--{name}",
-            nargs=2,
-            type=Path,
-            metavar=("HISTORY", "EVALUATION"),
-            help=f"the {what}'s history and evaluation",
-        )
-    parser.add_argument("--logs", type=Path, help="the run records' folder (seconds, latency)")
+    for option, (what, kwargs) in INPUTS.items():
+        parser.add_argument(option, type=Path, help=what, **kwargs)
     parser.add_argument("--out", required=True, help="report folder to write (replaced whole)")
     parser.add_argument("--out-metrics", required=True, metavar="PATH", help="headline metrics JSON to write")
-    parser.set_defaults(run=run)  # fmt: skip
+    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:

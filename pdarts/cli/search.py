@@ -15,40 +15,23 @@ import argparse
 import logging
 import time
 
+from ..config import section_schema
 from ..io import read_json, write_json
 from ..manifest import ARRAYS_FORMAT, read_manifest
+from ..runlog import write_results
 from ..search_space import validate_candidates
 from ..settings import SearchSettings, Stage
-from ._common import (
-    add_epoch_options,
-    add_output_options,
-    run_data_parallel,
-    step_checkpoint,
-    write_metrics,
-)
-from .options import add_section_options, int_at_least, section_settings
+from ._common import add_epoch_options, add_output_options, run_step
+from .options import add_option, add_section_options, section_settings
 
 log = logging.getLogger("pdarts.search")
 
 
-def rate(text: str) -> float:
-    """A rate in [0, 1), for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
 def add_parser(commands) -> None:
     parser = commands.add_parser("search", help="run one progressive search stage")
-    parser.add_argument("--stage", required=True, help="the stage's name (search.stages[].name)")
-    parser.add_argument("--cells", required=True, type=int_at_least(1), help="L, cells of the supernet")
-    parser.add_argument(
-        "--skip_dropout", "--skip-dropout", required=True, type=rate, help="initial skip-connect dropout rate"
-    )
+    entry = section_schema("search.stages")["items"]["properties"]  # the stage's keys, as checked there
+    for option, key in (("stage", "name"), ("cells", "cells"), ("skip_dropout", "skip_dropout")):
+        add_option(parser, option, entry[key], required=True, help=f"{entry[key]['description']} ({key})")
     parser.add_argument("--candidates", required=True, help="candidates JSON from the prune step")
     parser.add_argument("--data", required=True, help="dataset manifest from prepare-data")
     add_section_options(parser, "search.common")
@@ -60,37 +43,21 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     # Every input is checked before torch is imported: a bad one fails in a fraction of a second.
     settings = section_settings(args, SearchSettings)
-    stage = Stage(args.stage, args.cells, args.skip_dropout)
+    stage = Stage.checked(args.stage, args.cells, args.skip_dropout)
     candidates = validate_candidates(read_json(args.candidates, "candidates"), what=str(args.candidates))
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    return run_data_parallel(
-        args, settings, lambda context: _search(args, settings, stage, candidates, manifest, context)
-    )
+    work = lambda context: _search(args, settings, stage, candidates, manifest, context)  # noqa: E731
+    return run_step(args, settings, work)
 
 
 def _search(args, settings: SearchSettings, stage: Stage, candidates, manifest, context) -> None:
-    from ..errors import oom_hint
-    from ..livelog import live_metrics
-    from ..search.stage import STATE_KEYS, run_search_stage, search_loaders, stage_fingerprint
+    from ..search.stage import search_stage
 
-    expected = stage_fingerprint(stage, settings, candidates, manifest)
-    resume, save_state = step_checkpoint(args, expected, STATE_KEYS, context.is_main)
-    if not context.is_main:
-        logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: rank 0's
-    on_epoch = live_metrics(args.out_live, "search", resume, context.is_main)
-    weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
     start = time.perf_counter()
-    with oom_hint("search.common.batch_size", settings.batch_size):
-        result = run_search_stage(
-            candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
-            device=context.device, resume=resume, save_state=save_state, on_epoch=on_epoch,
-        )  # fmt: skip
+    result = search_stage(candidates, settings, stage, manifest, context, args.checkpoint, args.out_live)
     seconds = time.perf_counter() - start
     if not context.is_main:
         return
     write_json(args.out_alphas, {**result.alphas, "settings": stage.record(settings)})
-    last = result.history[-1]
-    metrics = {key: last[key] for key in ("train_acc", "train_loss", "arch_acc", "arch_loss")}
-    metrics["weights"] = sum(p.numel() for p in result.model.weight_parameters())
-    write_metrics(args, metrics, result.history)
-    log.info("stage %s done in %.1f s: train acc %.4f", stage.name, seconds, last["train_acc"])
+    write_results(args.out_metrics, args.out_history, result.metrics(), result.history)
+    log.info("stage %s done in %.1f s: train acc %.4f", stage.name, seconds, result.history[-1]["train_acc"])

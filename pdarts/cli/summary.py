@@ -47,15 +47,8 @@ def run(args: argparse.Namespace) -> None:
 
     from ..profile import network_summary  # torch is imported only here: `pdarts --help` stays fast
 
-    summary = {
-        "genotype": args.genotype,
-        **network_summary(genotype, args.dataset, args.cells, args.channels),
-    }
-    log.info(
-        "%s on %s: %.2fM parameters, %.0fM multiply-adds",
-        args.genotype,
-        args.dataset,
-        summary["params"] / 1e6,
-        summary["macs"] / 1e6,
-    )
+    network = network_summary(genotype, args.dataset, args.cells, args.channels)
+    summary = {"genotype": args.genotype, **network}
+    size = (summary["params"] / 1e6, summary["macs"] / 1e6)
+    log.info("%s on %s: %.2fM parameters, %.0fM multiply-adds", args.genotype, args.dataset, *size)
     print(json.dumps(summary))

@@ -11,14 +11,17 @@ pipeline's ``pdarts train`` and ``pdarts evaluate`` with the seed's paths.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ..checkpoints import remove_checkpoint
 from ..genotype import genotype_to_dict
 from ..io import read_json, write_json
+from ..launch import run_data_parallel
 from ..manifest import ARRAYS_FORMAT, read_manifest
 from ..settings import SweepSettings, merge_settings
 from ..sweep.plan import METHODS, method_plan, plan_from_dict
-from ._common import add_epoch_options, add_output_options, run_data_parallel, step_checkpoint
+from ._common import add_epoch_options, add_output_options
 from .options import add_section_options, section_settings
 
 
@@ -57,29 +60,21 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
     from ..search.progressive import run_plan as run_search_plan
-    from ..search.stage import STATE_KEYS
 
     plan = plan_from_dict(read_json(args.plan, "sweep plan"), args.plan)
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
-    folder, args.checkpoint = args.checkpoint, None  # the stages' files are removed here, once done
-
-    def checkpoint_for(stage: str, expected: str):
-        path = Path(folder, f"{stage}.pt")
-        step = argparse.Namespace(checkpoint=str(path))
-        return step_checkpoint(step, expected, STATE_KEYS, True)
 
     def work(context) -> None:
-        run = run_search_plan(plan, args.seed, manifest, context, checkpoint_for if folder else None)
+        run = run_search_plan(plan, args.seed, manifest, context, args.checkpoint)
         if context.is_main:
             write_json(args.out_genotype, genotype_to_dict(run.genotype))
             write_json(args.out_search, run.record(plan, args.seed))
-            if folder and not args.keep_checkpoint:
-                for stage in plan.stages:
-                    Path(folder, f"{stage.name}.pt").unlink(missing_ok=True)
+            for stage in plan.stages if args.checkpoint else ():  # once every artifact is written
+                remove_checkpoint(Path(args.checkpoint, f"{stage.name}.pt"), args.keep_checkpoint)
 
     if not plan.stages:  # the random draw: no search, no torch
         return work(argparse.Namespace(is_main=True))
-    return run_data_parallel(args, plan.settings(args.seed), work)
+    return run_data_parallel(plan.settings(args.seed), work, sys.argv[1:])
 
 
 def run_summary(args: argparse.Namespace) -> None:

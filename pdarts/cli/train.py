@@ -19,15 +19,9 @@ import logging
 
 from ..genotype import load_genotype
 from ..manifest import ARRAYS_FORMAT, IMAGEFOLDER_FORMAT, read_manifest
+from ..runlog import record, write_results
 from ..settings import TrainSettings, TransferSettings
-from ._common import (
-    add_epoch_options,
-    add_output_options,
-    record,
-    run_data_parallel,
-    step_checkpoint,
-    write_metrics,
-)
+from ._common import add_epoch_options, add_output_options, run_step
 from .options import add_section_options, section_settings
 
 log = logging.getLogger("pdarts.train")
@@ -56,41 +50,34 @@ def run(args: argparse.Namespace) -> int:
     settings = section_settings(args, settings_class)
     genotype = load_genotype(args.genotype)
     manifest = read_manifest(args.data, data_format)
-    return run_data_parallel(
-        args, settings, lambda context: _train(args, settings, genotype, manifest, context)
-    )
+    return run_step(args, settings, lambda context: _train(args, settings, genotype, manifest, context))
 
 
 def _train(args, settings, genotype, manifest, context) -> None:
-    from ..checkpoints import fingerprint, save_torch_file
+    from ..checkpoints import open_checkpoint, save_torch_file
     from ..errors import oom_hint
     from ..livelog import live_metrics
     from ..manifest import training_set
     from ..profile import count_parameters
-    from ..training import network_spec, train_network
+    from ..training import STATE_KEYS, network_spec, train_network, training_fingerprint
 
     dataset, num_classes, in_channels, data_record = training_set(
         manifest, settings.cutout, settings.image_size
     )
     spec = network_spec(genotype, settings, num_classes, in_channels)
-    values = settings.to_dict()
-    expected = fingerprint(settings.section, values, spec, manifest)
-    resume, save_state = step_checkpoint(args, expected, ("network", "optimizer", "scaler"), context.is_main)
+    expected = training_fingerprint(spec, settings, manifest)
+    resume, save_state = open_checkpoint(args.checkpoint, expected, STATE_KEYS, context.is_main)
     on_epoch = live_metrics(args.out_live, settings.section, resume, context.is_main)
     with oom_hint(f"{settings.section}.batch_size", settings.batch_size):
         result = train_network(spec, settings, dataset, context, resume, save_state, on_epoch)
     if not context.is_main:
         return
     record(precision=result.precision.name)
-    network, last = result.network, result.history[-1]
-    data_record = {**data_record, "manifest": str(args.data)}
-    model_file = {
-        "state_dict": network.state_dict(),
-        "network": spec,
-        "data": data_record,
-        "settings": values,
-    }
-    save_torch_file(args.out_model, model_file)
+    save_torch_file(
+        args.out_model, result.model_file(spec, settings, {**data_record, "manifest": str(args.data)})
+    )
+    last = result.history[-1]
     metrics = {"train_acc": last["train_acc"], "train_loss": last["train_loss"]}
-    write_metrics(args, {**metrics, "params": count_parameters(network)}, result.history)
+    metrics["params"] = count_parameters(result.network)
+    write_results(args.out_metrics, args.out_history, metrics, result.history)
     log.info("artifacts written: %s, %s, %s", args.out_model, args.out_metrics, args.out_history)

@@ -9,8 +9,8 @@ of how close each decision was: the pruning margin before every stage and the de
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..alphas import alphas_from_dict
@@ -23,9 +23,6 @@ from .sampling import random_genotype
 __all__ = ["SearchRun", "run_plan"]
 
 log = logging.getLogger(__name__)
-
-#: (stage name, fingerprint of its inputs) -> (resume state or None, save_state callback or None)
-CheckpointFor = Callable[[str, str], tuple[dict[str, Any] | None, Callable | None]]
 
 
 @dataclass
@@ -49,7 +46,7 @@ class SearchRun:
 
 
 def run_plan(
-    plan, seed: int, manifest: dict[str, Any], context, checkpoint: CheckpointFor | None = None
+    plan, seed: int, manifest: dict[str, Any], context, checkpoints: str | Path | None = None
 ) -> SearchRun:
     """Runs a sweep plan (``pdarts.sweep.plan.SearchPlan``) on one seed.
 
@@ -58,11 +55,11 @@ def run_plan(
         seed: the seed of every stage (and of the random draw).
         manifest: the prepared dataset's manifest.
         context: the data-parallel context (``pdarts.distributed``).
-        checkpoint: gives each stage its resume state and save callback (None: no checkpoints).
+        checkpoints: a folder for each stage's resume checkpoint, ``<stage>.pt`` (None: none).
     """
     if not plan.stages:
         return SearchRun(random_genotype(plan.ops, plan.max_skip, seed))
-    from .stage import run_search_stage, search_loaders, stage_fingerprint
+    from .stage import search_stage
 
     settings = plan.settings(seed)
     alphas = alphas_from_dict(initial_alphas(plan.ops), "search space")
@@ -71,16 +68,8 @@ def run_plan(
         stage = stage_plan.stage()
         candidates = prune_candidates(alphas, stage_plan.ops)
         margin = pruning_margin(alphas, stage_plan.ops)
-        resume, save_state = (None, None)
-        if checkpoint is not None:
-            resume, save_state = checkpoint(
-                stage.name, stage_fingerprint(stage, settings, candidates, manifest)
-            )
-        weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
-        result = run_search_stage(
-            candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
-            device=context.device, resume=resume, save_state=save_state,
-        )  # fmt: skip
+        path = Path(checkpoints, f"{stage.name}.pt") if checkpoints else None
+        result = search_stage(candidates, settings, stage, manifest, context, path)
         last = result.history[-1]
         run.stages.append(
             {

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..errors import PdartsError
 from ..search_space import CELL_TYPES, Candidates, canonical_order
 
-__all__ = ["EdgeAlphas", "CellAlphas", "edge_probabilities", "prune_candidates", "pruning_margin"]
+__all__ = [
+    "EdgeAlphas",
+    "CellAlphas",
+    "edge_probabilities",
+    "prune_candidates",
+    "pruning_margin",
+    "candidates_record",
+]
 
 #: One edge's raw architecture parameters, by op name (canonical order).
 EdgeAlphas = Mapping[str, float]
@@ -62,3 +71,22 @@ def pruning_margin(alphas: CellAlphas, keep: int) -> float | None:
             if keep < len(weights):
                 gaps.append(weights[keep - 1] - weights[keep])
     return min(gaps) if gaps else None
+
+
+def candidates_record(alphas: CellAlphas, keep: int, stage: str, source: str) -> dict[str, Any]:
+    """The prune step's file: the candidates of ``stage``, the ``keep`` heaviest ops on every edge of
+    the alphas read from ``source``. Refuses a ``keep`` those alphas cannot give: the ops searched
+    must be at least 1 and must not grow across stages."""
+    alive = min(len(edge) for cell in alphas.values() for edge in cell)
+    if not 1 <= keep <= alive:
+        raise PdartsError(
+            f"stage {stage or '?'} would keep {keep} ops per edge, but {source} has only {alive} on some "
+            "edge: ops searched must be >= 1 and must not grow across stages"
+        )
+    candidates = prune_candidates(alphas, keep)
+    return {
+        "stage": stage,
+        "keep": keep,
+        "pruned_from": source,
+        **{cell: [list(ops) for ops in edges] for cell, edges in candidates.items()},
+    }

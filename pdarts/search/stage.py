@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "compile_cells",
     "run_search_stage",
     "search_loaders",
+    "search_stage",
     "search_step",
     "stage_fingerprint",
 ]
@@ -82,6 +84,13 @@ class StageResult:
     alphas: dict[str, list[dict[str, Any]]]
     history: list[dict[str, Any]] = field(default_factory=list)
     model: SearchNetwork | None = None
+
+    def metrics(self) -> dict[str, Any]:
+        """The last epoch's losses and accuracies and the supernet's number of weights."""
+        last = self.history[-1]
+        metrics = {key: last[key] for key in ("train_acc", "train_loss", "arch_acc", "arch_loss")}
+        metrics["weights"] = sum(p.numel() for p in self.model.weight_parameters())
+        return metrics
 
 
 @contextmanager
@@ -462,3 +471,33 @@ def run_search_stage(
             if save_state is not None:
                 save_state(capture(targets, generators, history))
     return StageResult(alphas=parts.model.alphas.to_dict(), history=history, model=parts.model)
+
+
+def search_stage(
+    candidates: Candidates,
+    settings: SearchSettings,
+    stage: Stage,
+    manifest: dict[str, Any],
+    context: Context,
+    checkpoint: str | Path | None = None,
+    live: str | Path | None = None,
+) -> StageResult:
+    """A stage as the pipeline runs it, in this process of ``context``: on the prepared data of
+    ``manifest``, resumed from the ``checkpoint`` file if it holds this stage's state (same settings,
+    candidates and data) and saved there after every epoch, per-epoch metrics written to the ``live``
+    folder (dvclive). Only the first process logs and writes."""
+    from ..checkpoints import open_checkpoint
+    from ..errors import oom_hint
+    from ..livelog import live_metrics
+
+    expected = stage_fingerprint(stage, settings, candidates, manifest)
+    resume, save_state = open_checkpoint(checkpoint, expected, STATE_KEYS, context.is_main)
+    if not context.is_main:
+        logging.getLogger("pdarts.search").setLevel(logging.WARNING)  # one log: the first process's
+    on_epoch = live_metrics(live, "search", resume, context.is_main)
+    weight_batches, arch_batches, info = search_loaders(manifest, settings, context)
+    with oom_hint("search.common.batch_size", settings.batch_size):
+        return run_search_stage(
+            candidates, settings, stage, weight_batches, arch_batches, info.num_classes, info.in_channels,
+            device=context.device, resume=resume, save_state=save_state, on_epoch=on_epoch,
+        )  # fmt: skip
