@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue 15, as one short run on a CUDA machine (about 6 minutes on an H200):
+# The GPU measurements of issue 15, as one short run on a CUDA machine (not run yet: no GPU lent so far):
 #   1. pdarts bench --device cuda: every configuration, reference and default, two rounds;
 #   2. one epoch of search stage 1 at the paper's size (batch 96) and the projection of the whole
 #      CIFAR-10 search (3 stages x 25 epochs) with its peak memory (benchmarks/search_epoch.py).
