@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "topk_correct",
     "train_epoch",
     "train_network",
+    "train_recipe",
     "training_fingerprint",
 ]
 
@@ -209,20 +211,22 @@ class TrainingParts(NamedTuple):
 
 @dataclass
 class TrainResult:
-    """What training leaves behind: the trained network and the per-epoch metrics."""
+    """What training leaves behind: the trained network and the per-epoch metrics (and, from
+    :func:`train_recipe`, the network's description and the record of its data)."""
 
     network: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     precision: Precision = FP32
+    spec: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
-    def model_file(
-        self, spec: dict[str, Any], settings: RecipeSettings, data: dict[str, Any]
-    ) -> dict[str, Any]:
-        """What ``model.pt`` holds: the weights, the network's description, its data and settings."""
+    def model_file(self, settings: RecipeSettings, manifest_path: str) -> dict[str, Any]:
+        """What ``model.pt`` holds: the weights, the network's description, its data (with the path
+        of the manifest it was read from) and settings."""
         return {
             "state_dict": self.network.state_dict(),
-            "network": spec,
-            "data": data,
+            "network": self.spec,
+            "data": {**self.data, "manifest": manifest_path},
             "settings": settings.to_dict(),
         }
 
@@ -390,6 +394,34 @@ def train_network(
             if save_state is not None:
                 save_state(capture(targets, [loader.generator], history))  # in every process: it gathers
     return TrainResult(parts.network, history, parts.precision)
+
+
+def train_recipe(
+    genotype,
+    settings: RecipeSettings,
+    manifest: dict[str, Any],
+    context: Context,
+    checkpoint: str | Path | None = None,
+    live: str | Path | None = None,
+) -> TrainResult:
+    """A training run as the pipeline's train and transfer steps run it, in this process of
+    ``context``: the genotype's network on the prepared data of ``manifest``, resumed from the
+    ``checkpoint`` file if it holds this run's state (same recipe, network and data) and saved there
+    after every epoch, per-epoch metrics written to the ``live`` folder (dvclive)."""
+    from .checkpoints import open_checkpoint
+    from .errors import oom_hint
+    from .livelog import live_metrics
+    from .manifest import training_set
+
+    dataset, num_classes, in_channels, data = training_set(manifest, settings.cutout, settings.image_size)
+    spec = network_spec(genotype, settings, num_classes, in_channels)
+    expected = training_fingerprint(spec, settings, manifest)
+    resume, save_state = open_checkpoint(checkpoint, expected, STATE_KEYS, context.is_main)
+    on_epoch = live_metrics(live, settings.section, resume, context.is_main)
+    with oom_hint(f"{settings.section}.batch_size", settings.batch_size):
+        result = train_network(spec, settings, dataset, context, resume, save_state, on_epoch)
+    result.spec, result.data = spec, data
+    return result
 
 
 def _log_epoch(settings: RecipeSettings, metrics: dict[str, Any]) -> None:

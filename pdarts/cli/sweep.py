@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..checkpoints import remove_checkpoint
 from ..genotype import genotype_to_dict
@@ -60,6 +59,7 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
     from ..search.progressive import run_plan as run_search_plan
+    from ..search.progressive import stage_checkpoint
 
     plan = plan_from_dict(read_json(args.plan, "sweep plan"), args.plan)
     manifest = read_manifest(args.data, ARRAYS_FORMAT)
@@ -69,8 +69,8 @@ def run_search(args: argparse.Namespace) -> int:
         if context.is_main:
             write_json(args.out_genotype, genotype_to_dict(run.genotype))
             write_json(args.out_search, run.record(plan, args.seed))
-            for stage in plan.stages if args.checkpoint else ():  # once every artifact is written
-                remove_checkpoint(Path(args.checkpoint, f"{stage.name}.pt"), args.keep_checkpoint)
+            for stage in plan.stages:  # once every artifact is written
+                remove_checkpoint(stage_checkpoint(args.checkpoint, stage.name), args.keep_checkpoint)
 
     if not plan.stages:  # the random draw: no search, no torch
         return work(argparse.Namespace(is_main=True))

@@ -54,28 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args, settings, genotype, manifest, context) -> None:
-    from ..checkpoints import open_checkpoint, save_torch_file
-    from ..errors import oom_hint
-    from ..livelog import live_metrics
-    from ..manifest import training_set
+    from ..checkpoints import save_torch_file
     from ..profile import count_parameters
-    from ..training import STATE_KEYS, network_spec, train_network, training_fingerprint
+    from ..training import train_recipe
 
-    dataset, num_classes, in_channels, data_record = training_set(
-        manifest, settings.cutout, settings.image_size
-    )
-    spec = network_spec(genotype, settings, num_classes, in_channels)
-    expected = training_fingerprint(spec, settings, manifest)
-    resume, save_state = open_checkpoint(args.checkpoint, expected, STATE_KEYS, context.is_main)
-    on_epoch = live_metrics(args.out_live, settings.section, resume, context.is_main)
-    with oom_hint(f"{settings.section}.batch_size", settings.batch_size):
-        result = train_network(spec, settings, dataset, context, resume, save_state, on_epoch)
+    result = train_recipe(genotype, settings, manifest, context, args.checkpoint, args.out_live)
     if not context.is_main:
         return
     record(precision=result.precision.name)
-    save_torch_file(
-        args.out_model, result.model_file(spec, settings, {**data_record, "manifest": str(args.data)})
-    )
+    save_torch_file(args.out_model, result.model_file(settings, str(args.data)))
     last = result.history[-1]
     metrics = {"train_acc": last["train_acc"], "train_loss": last["train_loss"]}
     metrics["params"] = count_parameters(result.network)

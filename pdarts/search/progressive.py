@@ -20,9 +20,14 @@ from .derivation import count_skips, derivation_margin, derive_genotype
 from .pruning import prune_candidates, pruning_margin
 from .sampling import random_genotype
 
-__all__ = ["SearchRun", "run_plan"]
+__all__ = ["SearchRun", "run_plan", "stage_checkpoint"]
 
 log = logging.getLogger(__name__)
+
+
+def stage_checkpoint(folder: str | Path | None, stage: str) -> Path | None:
+    """Where a run keeps the resume checkpoint of ``stage`` in ``folder`` (None: no checkpoints)."""
+    return Path(folder, f"{stage}.pt") if folder else None
 
 
 @dataclass
@@ -68,7 +73,7 @@ def run_plan(
         stage = stage_plan.stage()
         candidates = prune_candidates(alphas, stage_plan.ops)
         margin = pruning_margin(alphas, stage_plan.ops)
-        path = Path(checkpoints, f"{stage.name}.pt") if checkpoints else None
+        path = stage_checkpoint(checkpoints, stage.name)
         result = search_stage(candidates, settings, stage, manifest, context, path)
         last = result.history[-1]
         run.stages.append(
