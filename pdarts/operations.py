@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
 from .search_space import PRIMITIVES
 
 __all__ = [
@@ -90,15 +91,16 @@ class DilConv(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_activated(self[0](x))
 
-    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
-        """The op on an input already through its ReLU (a search edge shares one among its convs)."""
+    def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The op (times ``scale``, see ``scaled_batch_norm``) on an input already through its ReLU
+        (a search cell shares one per state among all the convolutions that read it)."""
         _, depthwise, pointwise, bn = self
         if self._on_even_pixels:
             padding = tuple(p // 2 for p in depthwise.padding)
-            x = F.conv2d(x[:, :, ::2, ::2], depthwise.weight, None, 1, padding, 1, depthwise.groups)
+            x = depthwise_conv2d(x[:, :, ::2, ::2], depthwise.weight, (1, 1), padding)
         else:
-            x = depthwise(x)
-        return bn(pointwise(x))
+            x = depthwise_conv2d(x, depthwise.weight, depthwise.stride, depthwise.padding, depthwise.dilation)
+        return pointwise_batch_norm(x, pointwise.weight, bn, scale)
 
 
 class SepConv(nn.Sequential):
@@ -115,9 +117,10 @@ class SepConv(nn.Sequential):
         # BatchNorm's backward pass does not need: one activation less kept per op, same numbers.
         self[1][0] = nn.ReLU(inplace=True)
 
-    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
-        """The op on an input already through its first ReLU."""
-        return self[1](self[0].forward_activated(x))
+    def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The op (times ``scale``) on an input already through its first ReLU."""
+        second = self[1]
+        return second.forward_activated(second[0](self[0].forward_activated(x)), scale)
 
 
 class FactorizedReduce(nn.Module):
@@ -144,10 +147,11 @@ class FactorizedReduce(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_activated(self.relu(x))
 
-    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
-        """The op on an input already through its ReLU."""
+    def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The op (times ``scale``) on an input already through its ReLU."""
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1::2, 1::2]
-        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(shifted)], dim=1))
+        halves = torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(shifted)], dim=1)
+        return scaled_batch_norm(self.bn, halves, scale)
 
 
 OpBuilder = Callable[[int, int, bool], nn.Module]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..genotype import Genotype
-from ..layers import DropPath
+from ..layers import DropPath, dense_gradient
 from ..operations import FactorizedReduce, ReLUConvBN, build_op
 from ..search_space import NUM_NODES
 
@@ -115,7 +115,7 @@ class EvalCell(nn.Module):
                 if self._drops_path[k]:
                     out = self.drop_path(out)
                 node_sum = out if node_sum is None else node_sum + out
-            states.append(node_sum)
+            states.append(dense_gradient(node_sum))
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 

@@ -17,11 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..layers import dense_gradient
 from ..networks.cell import cell_inputs, image_stem, stack_cells
-from ..operations import build_op
+from ..operations import build_op, scaled_batch_norm
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
-__all__ = ["ArchitectureParameters", "MixedOp", "SearchCell", "SearchNetwork", "SkipDropout"]
+__all__ = ["ArchitectureParameters", "MixedOp", "PoolBN", "SearchCell", "SearchNetwork", "SkipDropout"]
 
 ALPHA_INIT_SCALE = 1e-3  # alpha ~ 1e-3 * N(0, 1), as in DARTS and P-DARTS
 
@@ -43,16 +44,29 @@ class SkipDropout(nn.Dropout):
             return super().forward(x)
         seed = int(torch.randint(0, 2**63 - 1, ()))
         uniform = np.random.Generator(np.random.PCG64(seed)).random(x.numel(), dtype=np.float32)
-        # 0 or 1 / (1 - p), laid out in x's memory order, as torch's dropout scales its mask.
-        mask = torch.from_numpy(uniform).ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        return x * mask.as_strided(x.shape, x.stride()).to(x.dtype)
+        # Kept where uniform >= p, laid out in x's memory order; the kept values scaled by
+        # 1 / (1 - p), as torch's dropout does. The backward pass keeps the mask as booleans, a
+        # quarter of a float mask's memory.
+        keep = torch.from_numpy(uniform >= self.p).as_strided(x.shape, x.stride())
+        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
+
+
+class PoolBN(nn.Sequential):
+    """A pooling op followed by BatchNorm without affine parameters (a pool's form in the supernet)."""
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        pool, bn = self
+        return scaled_batch_norm(bn, pool(x), scale)
 
 
 class MixedOp(nn.Module):
     """``sum_o softmax(alpha)_o * o(x)`` over the op names alive on one edge.
 
     ``none`` contributes exactly zero to the sum, so it is not computed; its weight still takes
-    part in the softmax (and so in the architecture gradient), as in the paper.
+    part in the softmax (and so in the architecture gradient), as in the paper. Every op that ends
+    in BatchNorm (all but the skip-connect) takes its weight as BatchNorm's scale
+    (``scaled_batch_norm``): the weighted sum is a plain sum, and the architecture update keeps no
+    op output for its backward pass.
     """
 
     def __init__(
@@ -67,31 +81,48 @@ class MixedOp(nn.Module):
                 continue
             op = build_op(name, channels, stride, affine=False)
             if "pool" in name:
-                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
+                op = PoolBN(op, nn.BatchNorm2d(channels, affine=False))
             elif name == "skip_connect" and stride == 1 and skip_dropout:
                 # P-DARTS search-space regularization; the rate is set per epoch by the stage.
                 op = nn.Sequential(op, SkipDropout(p=0.0))
             self.ops[name] = op
         # Index of each computed op in op_names, to pick its weight.
         self._weight_index = [self.op_names.index(name) for name in self.ops]
-        # The ops that begin with a ReLU of the edge's input (convolutions, factorized reduce)
-        # share one: computed and kept for the backward pass once instead of once per op.
-        self._after_relu = [hasattr(op, "forward_activated") for op in self.ops.values()]
+        # How each op is called: on the edge's input after a ReLU that the cell computes once per
+        # state for every convolution reading it (convolutions, factorized reduce), on the input
+        # with its weight as BatchNorm's scale (pools), or on the input, then weighted (skip).
+        self._kinds = [
+            "activated"
+            if hasattr(op, "forward_activated")
+            else "scaled"
+            if isinstance(op, PoolBN)
+            else "plain"
+            for op in self.ops.values()
+        ]
 
-    def forward(self, x: torch.Tensor, op_probabilities: torch.Tensor) -> torch.Tensor:
+    @property
+    def reads_activated(self) -> bool:
+        """Whether an op of this edge reads ``relu(x)``."""
+        return "activated" in self._kinds
+
+    def forward(
+        self, x: torch.Tensor, op_probabilities: torch.Tensor, activated: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The weighted sum on ``x``; ``activated`` is ``relu(x)`` if the caller has it already."""
         if not self.ops:  # only `none` is alive: zeros of the strided shape
             return x[:, :, :: self.stride, :: self.stride].mul(0.0)
-        # Accumulated in place (one pass per op instead of a product and a sum): autograd keeps the
-        # factors, never the running sum.
-        out = activated = None
-        for index, op, after_relu in zip(self._weight_index, self.ops.values(), self._after_relu):
-            if after_relu:
-                activated = F.relu(x) if activated is None else activated
-                term = op.forward_activated(activated)
-            else:
-                term = op(x)
+        out = None
+        for index, op, kind in zip(self._weight_index, self.ops.values(), self._kinds):
             probability = op_probabilities[index]
-            out = probability * term if out is None else out.addcmul_(probability, term)
+            if kind == "activated":
+                activated = F.relu(x) if activated is None else activated
+                term = op.forward_activated(activated, probability)
+            elif kind == "scaled":
+                term = op(x, probability)
+            else:
+                term = probability * op(x)
+            # Summed in place: no op's backward pass needs the terms themselves.
+            out = term if out is None else out.add_(term)
         return out
 
 
@@ -124,13 +155,21 @@ class SearchCell(nn.Module):
         self, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        # relu(state), computed once for all the edges that leave a state (kept once for the
+        # backward pass too, which sums their gradients before the ReLU's).
+        activated: list[torch.Tensor | None] = [None, None]
         edge = 0
         for _ in range(NUM_NODES):
-            node = self.edges[edge](states[0], op_probabilities[edge])
-            for i, h in enumerate(states[1:], start=1):
-                node = node.add_(self.edges[edge + i](h, op_probabilities[edge + i]))  # a fresh sum: in place
+            node = None
+            for i, h in enumerate(states):
+                mixed = self.edges[edge + i]
+                if activated[i] is None and mixed.reads_activated:
+                    activated[i] = F.relu(h)
+                term = mixed(h, op_probabilities[edge + i], activated[i])
+                node = term if node is None else node.add_(term)  # a fresh sum: in place
             edge += len(states)
-            states.append(node)
+            states.append(dense_gradient(node))
+            activated.append(None)
         return torch.cat(states[2:], dim=1)
 
 

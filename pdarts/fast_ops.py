@@ -1,0 +1,179 @@
+"""The search's and training's hot ops, each with the same values as its plain form and a faster or
+leaner backward pass (``benchmarks/fast_ops.py`` measures each against its plain form).
+
+``depthwise_conv2d``: a stride-1 depthwise convolution with a faster backward pass on the CPU.
+
+oneDNN's backward-data kernels for depthwise convolutions are slow for dilated and 5x5 kernels
+(channels_last, fp32; measured with ``benchmarks/depthwise_backward.py``: 0.99 ms against 0.11 ms
+for the forward pass of a dilated 3x3 at 32x32, C=16, batch 32; 1.93 ms against 0.20 ms for a
+dilated 5x5). The input gradient of a stride-1 convolution is itself a stride-1 convolution of the
+output gradient with the kernel flipped (same dilation and groups, padding ``extent - 1 - padding``),
+so ``depthwise_conv2d`` computes it with the fast forward kernel. The weight gradient is oneDNN's
+own. The input is kept for the backward pass only when the weight needs a gradient (a search's
+architecture update does not), so an architecture update also keeps less.
+
+``scaled_batch_norm``: ``scale * bn(x)`` in one pass (a search edge's weight of an op as the scale of
+the op's last BatchNorm).
+
+``pointwise_batch_norm``: ``scale * bn(conv1x1(x))``, the end of every convolution op, keeping one of
+the two activations for the backward pass instead of both.
+
+Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, reduced
+precision under autocast, strides, affine BatchNorm, under ``torch.compile``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["depthwise_conv2d", "pointwise_batch_norm", "scaled_batch_norm"]
+
+
+class _DepthwiseConv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, padding, dilation):
+        ctx.padding, ctx.dilation = padding, dilation
+        ctx.save_for_backward(x if weight.requires_grad else None, weight)
+        return F.conv2d(x, weight, None, 1, padding, dilation, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        groups, kernel = weight.shape[0], weight.shape[-2:]
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            padding = [d * (k - 1) - p for k, p, d in zip(kernel, ctx.padding, ctx.dilation)]
+            flipped = weight.flip(-2, -1)
+            grad_x = F.conv2d(grad, flipped, None, 1, padding, ctx.dilation, groups)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], ctx.padding, ctx.dilation, False, [0, 0], groups,
+                [False, True, False],
+            )[1]  # fmt: skip
+        return grad_x, grad_weight, None, None
+
+
+def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
+        return False
+    if tuple(stride) != (1, 1) or weight.shape[1] != 1 or x.shape[1] != weight.shape[0]:
+        return False
+    # The flipped convolution's padding must not be negative.
+    return all(d * (k - 1) >= p for k, p, d in zip(weight.shape[-2:], padding, dilation))
+
+
+def depthwise_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+) -> torch.Tensor:
+    """``F.conv2d(x, weight, None, stride, padding, dilation, groups=channels)`` for a depthwise
+    ``weight`` (``channels x 1 x k x k``); the same values, with the faster backward pass where it
+    applies (see the module's docstring)."""
+    if not _fast_path(x, weight, stride, padding, dilation):
+        return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
+    return _DepthwiseConv2d.apply(x, weight, tuple(padding), tuple(dilation))
+
+
+def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scale: torch.Tensor | None):
+    """``scale * bn(x)`` for a BatchNorm layer without affine parameters (``bn(x)`` if ``scale`` is None).
+
+    The scalar ``scale`` (a search edge's softmax weight of the op) enters BatchNorm as its affine
+    weight: the product costs no pass over memory of its own, nothing extra is kept for the
+    backward pass, and its gradient comes out of BatchNorm's own backward reductions. The running
+    statistics are updated exactly as ``bn(x)`` updates them (``nn.BatchNorm2d.forward``'s rule).
+    """
+    if scale is None:
+        return bn(x)
+    if bn.affine:
+        raise ValueError("scaled_batch_norm needs a BatchNorm layer without affine parameters")
+    momentum = _momentum(bn)
+    use_batch = bn.training or bn.running_mean is None
+    # A contiguous weight: with an expanded (stride-0) one, the CPU kernels take a path 2x slower.
+    weight = scale.expand(bn.num_features).contiguous()
+    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, momentum, bn.eps)
+
+
+def _momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
+    """The running statistics' update factor of ``bn``'s next call (``nn.BatchNorm2d.forward``'s rule,
+    counting the call in ``num_batches_tracked``)."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    return momentum
+
+
+class _PointwiseBatchNorm(torch.autograd.Function):
+    """Training-mode BatchNorm (optional scale, no bias) of a bias-free 1x1 convolution of ``x``.
+
+    The plain ops keep both ``x`` (the convolution's weight gradient) and the convolution's output
+    (BatchNorm's gradient). Here, when the weight needs a gradient, only ``x`` is kept and the
+    output recomputed in the backward pass (a 1x1 convolution, the cheapest op of the chain); when
+    it does not (a search's architecture update), only the output is kept and the input gradient
+    is a 1x1 convolution with the transposed weight.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bn_weight, running_mean, running_var, momentum, eps):
+        z = F.conv2d(x, weight)
+        y, mean, invstd = torch.native_batch_norm(
+            z, bn_weight, None, running_mean, running_var, True, momentum, eps
+        )
+        ctx.eps = eps
+        ctx.recompute = weight.requires_grad
+        ctx.save_for_backward(x if ctx.recompute else z, weight, bn_weight, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        kept, weight, bn_weight, mean, invstd = ctx.saved_tensors
+        z = F.conv2d(kept, weight) if ctx.recompute else kept
+        needs_scale = bn_weight is not None and ctx.needs_input_grad[2]
+        grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
+            grad.contiguous(memory_format=_layout(z)), z, bn_weight, None, None, mean, invstd, True, ctx.eps,
+            [True, needs_scale, False],
+        )  # fmt: skip
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.conv2d(grad_z, weight.transpose(0, 1).contiguous())
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.ops.aten.convolution_backward(
+                grad_z, kept, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False]
+            )[1]
+        return grad_x, grad_weight, grad_scale, None, None, None, None
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last and not t.is_contiguous() else torch.contiguous_format
+
+
+def pointwise_batch_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bn: nn.modules.batchnorm._BatchNorm,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``scaled_batch_norm(bn, F.conv2d(x, weight), scale)`` for a 1x1 ``weight`` and a BatchNorm
+    layer without affine parameters, keeping one activation for the backward pass instead of two in
+    training (``_PointwiseBatchNorm``); the plain ops in eval mode, in reduced precision or when
+    compiling."""
+    plain = (
+        not bn.training or bn.affine or not bn.track_running_stats or x.dtype != torch.float32
+        or torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling()
+        or not torch.is_grad_enabled()
+    )  # fmt: skip
+    if plain:
+        return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
+    bn_weight = None if scale is None else scale.expand(bn.num_features).contiguous()
+    return _PointwiseBatchNorm.apply(
+        x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
+    )

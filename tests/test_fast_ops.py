@@ -1,0 +1,156 @@
+"""pdarts.fast_ops and dense_gradient: the same values and gradients as the plain ops, less kept."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from pdarts.fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
+from pdarts.layers import dense_gradient
+
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+def _kept_storages(fn):
+    """The storages autograd keeps for the backward pass of ``fn()``, and its result."""
+    kept = set()
+
+    def pack(t):
+        kept.add(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return kept, out
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(
+    "kernel,dilation,padding", [(3, 1, 1), (5, 1, 2), (3, 2, 2), (5, 2, 4), (3, 1, 0), (5, 2, 1)]
+)
+def test_depthwise_conv_has_the_plain_values_and_gradients(kernel, dilation, padding, layout):
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 9, 9).contiguous(memory_format=layout).requires_grad_()
+    weight = torch.randn(6, 1, kernel, kernel, requires_grad=True)
+    size = 9 + 2 * padding - dilation * (kernel - 1)
+    grad = torch.randn(3, 6, size, size)
+    fast = depthwise_conv2d(x, weight, (1, 1), (padding, padding), (dilation, dilation))
+    plain = F.conv2d(x, weight, None, 1, padding, dilation, 6)
+    assert fast.grad_fn is not None and type(fast.grad_fn).__name__ != type(plain.grad_fn).__name__
+    assert torch.equal(fast, plain)
+    fast_grads = torch.autograd.grad(fast, (x, weight), grad)
+    plain_grads = torch.autograd.grad(plain, (x, weight), grad)
+    for f, p in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv_keeps_its_input_only_for_a_weight_gradient():
+    x = torch.randn(2, 4, 8, 8).relu().requires_grad_()  # a fresh storage of its own
+    weight = torch.randn(4, 1, 3, 3)
+    kept, _ = _kept_storages(lambda: depthwise_conv2d(x, weight, (1, 1), (2, 2), (2, 2)))
+    assert x.untyped_storage().data_ptr() not in kept
+    weight.requires_grad_()
+    kept, _ = _kept_storages(lambda: depthwise_conv2d(x, weight, (1, 1), (2, 2), (2, 2)))
+    assert x.untyped_storage().data_ptr() in kept
+
+
+def test_depthwise_conv_is_plain_where_its_form_does_not_apply():
+    x, weight = torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(4, 1, 3, 3)
+    strided = depthwise_conv2d(x, weight, (2, 2), (1, 1), (1, 1))
+    assert type(strided.grad_fn).__name__ == "ConvolutionBackward0"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reduced = depthwise_conv2d(x, weight, (1, 1), (1, 1), (1, 1))
+    assert reduced.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_scaled_batch_norm_is_the_scale_times_batch_norm_with_the_same_statistics(momentum):
+    torch.manual_seed(0)
+    plain, scaled = (
+        nn.BatchNorm2d(5, affine=False, momentum=momentum),
+        nn.BatchNorm2d(5, affine=False, momentum=momentum),
+    )
+    x = torch.randn(4, 5, 6, 6) * 3 + 1
+    scale = torch.tensor(0.37, requires_grad=True)
+    for _ in range(2):
+        torch.testing.assert_close(scaled_batch_norm(scaled, x, scale), scale * plain(x))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(plain, name), getattr(scaled, name)), name
+    plain.eval(), scaled.eval()
+    torch.testing.assert_close(scaled_batch_norm(scaled, x, scale), scale * plain(x))
+    assert scaled_batch_norm(scaled, x, None).equal(plain(x))
+    with pytest.raises(ValueError, match="without affine"):
+        scaled_batch_norm(nn.BatchNorm2d(5), x, scale)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("weights_trained", [True, False])
+def test_pointwise_batch_norm_has_the_plain_values_gradients_and_statistics(weights_trained, layout):
+    torch.manual_seed(0)
+    fast_bn, plain_bn = nn.BatchNorm2d(6, affine=False), nn.BatchNorm2d(6, affine=False)
+    x = torch.randn(4, 5, 7, 7).contiguous(memory_format=layout).relu().requires_grad_()
+    weight = torch.randn(6, 5, 1, 1, requires_grad=weights_trained)
+    scale = torch.tensor(0.6, requires_grad=not weights_trained)
+    grad = torch.randn(4, 6, 7, 7)[:, :, :, :].transpose(2, 3)  # a strided gradient, as from a cat
+    kept, fast = _kept_storages(lambda: pointwise_batch_norm(x, weight, fast_bn, scale))
+    plain = scale * plain_bn(F.conv2d(x, weight))
+    torch.testing.assert_close(fast, plain)
+    inputs = [t for t in (x, weight, scale) if t.requires_grad]
+    for f, p in zip(torch.autograd.grad(fast, inputs, grad), torch.autograd.grad(plain, inputs, grad)):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(plain_bn, name), getattr(fast_bn, name)), name
+    # One activation kept, not two: the input for the weight gradient, or the convolution's output.
+    assert (x.untyped_storage().data_ptr() in kept) == weights_trained
+    assert sum(1 for _ in kept) <= 5  # input or output, weight, scale, mean, invstd
+
+
+def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
+    bn = nn.BatchNorm2d(3, affine=False).eval()
+    x, weight = torch.randn(2, 4, 5, 5), torch.randn(3, 4, 1, 1)
+    torch.testing.assert_close(pointwise_batch_norm(x, weight, bn), bn(F.conv2d(x, weight)))
+    bn.train()
+    with torch.no_grad():
+        out = pointwise_batch_norm(x, weight, bn)
+    assert out.grad_fn is None and int(bn.num_batches_tracked) == 1
+
+
+def test_dense_gradient_hands_on_the_same_gradient_in_the_input_layout():
+    x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    seen = []
+    y = dense_gradient(x * 1.0)
+    y.register_hook(lambda g: seen.append(g))
+    x.retain_grad()
+    grad = torch.randn(2, 8, 5, 5)[:, 2:6]  # a channel slice: strided
+    y.backward(grad)
+    assert torch.equal(x.grad, grad)
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.randn(3)
+    assert dense_gradient(plain) is plain  # nothing to do without a gradient
+
+
+class _CountRelus(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten.relu.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_search_cell_computes_one_relu_per_state_for_all_its_convolutions():
+    from pdarts.search.model import SearchCell
+    from pdarts.search_space import full_candidates
+
+    cell = SearchCell(
+        full_candidates(["sep_conv_3x3", "skip_connect"])["normal"], 8, 8, 4, False, False, False
+    )
+    probabilities = [torch.full((3,), 1 / 3) for _ in range(14)]
+    x = torch.randn(2, 8, 6, 6)
+    with _CountRelus() as relus:
+        cell(x, x, probabilities)
+    # 2 preprocessing ReLUs, then one per state read by a convolution: s0, s1 and nodes 0-2
+    # (not one per edge: 14); the second ReLU of each separable convolution is in place.
+    assert relus.count == 2 + 5
