@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["depthwise_conv2d", "pointwise_batch_norm", "scaled_batch_norm"]
+__all__ = ["MIN_ELEMENTS", "depthwise_conv2d", "pointwise_batch_norm", "scaled_batch_norm"]
+
+#: Activations smaller than this take the plain ops: there, a custom autograd function's Python
+#: cost outweighs what it saves (the default digits search, 8x8 maps of 8-16 channels in batches of
+#: 64, ran about 15 % slower with them; every configuration of ``pdarts bench`` is above it).
+MIN_ELEMENTS = 1 << 16
 
 
 class _DepthwiseConv2d(torch.autograd.Function):
@@ -56,7 +61,12 @@ class _DepthwiseConv2d(torch.autograd.Function):
 
 
 def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if (
+        x.numel() < MIN_ELEMENTS
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or weight.dtype != torch.float32
+    ):
         return False
     if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
         return False
@@ -167,9 +177,9 @@ def pointwise_batch_norm(
     training (``_PointwiseBatchNorm``); the plain ops in eval mode, in reduced precision or when
     compiling."""
     plain = (
-        not bn.training or bn.affine or not bn.track_running_stats or x.dtype != torch.float32
-        or torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling()
-        or not torch.is_grad_enabled()
+        x.numel() < MIN_ELEMENTS or not bn.training or bn.affine or not bn.track_running_stats
+        or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+        or torch.compiler.is_compiling() or not torch.is_grad_enabled()
     )  # fmt: skip
     if plain:
         return scaled_batch_norm(bn, F.conv2d(x, weight), scale)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import fast_ops
+
 __all__ = ["dense_gradient", "drop_path", "DropPath"]
 
 
@@ -80,5 +82,5 @@ class _DenseGradient(torch.autograd.Function):
 
 def dense_gradient(x: torch.Tensor) -> torch.Tensor:
     """``x``, whose gradient reaches what computed it dense, in ``x``'s memory layout
-    (``_DenseGradient``); ``x`` itself when it needs no gradient."""
-    return _DenseGradient.apply(x) if x.requires_grad else x
+    (``_DenseGradient``); ``x`` itself when it needs no gradient or is small (``MIN_ELEMENTS``)."""
+    return _DenseGradient.apply(x) if x.requires_grad and x.numel() >= fast_ops.MIN_ELEMENTS else x

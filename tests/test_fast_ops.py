@@ -6,10 +6,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from pdarts import fast_ops
 from pdarts.fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
 from pdarts.layers import dense_gradient
+from pdarts.search_space import PRIMITIVES
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+@pytest.fixture(autouse=True)
+def fast_ops_on_small_tensors(monkeypatch):
+    """The tests' tensors are small: take the fast forms anyway."""
+    monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 0)
 
 
 def _kept_storages(fn):
@@ -154,3 +162,38 @@ def test_a_search_cell_computes_one_relu_per_state_for_all_its_convolutions():
     # 2 preprocessing ReLUs, then one per state read by a convolution: s0, s1 and nodes 0-2
     # (not one per edge: 14); the second ReLU of each separable convolution is in place.
     assert relus.count == 2 + 5
+
+
+def _search_steps(steps: int = 2):
+    from pdarts.search.stage import build_search, search_step
+    from pdarts.search_space import full_candidates
+    from pdarts.settings import SearchSettings, Stage
+
+    torch.manual_seed(0)
+    settings = SearchSettings.defaults(init_channels=4, channels_last=True, precision="fp32")
+    search = build_search(
+        full_candidates(PRIMITIVES), settings, Stage("s", 3, 0.3), 10, 3, torch.device("cpu")
+    )
+    search.model.set_skip_dropout(0.3)
+    search.model.train()
+    for _ in range(steps):
+        x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
+        search_step(
+            search.model,
+            (x, y),
+            (x, y),
+            search.weight_optimizer,
+            search.alpha_optimizer,
+            5.0,
+            search.precision,
+        )
+    return search.model.state_dict()
+
+
+def test_search_steps_with_the_fast_forms_repeat_exactly_and_match_the_plain_ops(monkeypatch):
+    fast, again = _search_steps(), _search_steps()
+    assert all(torch.equal(fast[name], again[name]) for name in fast)  # deterministic: resumable
+    monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 2**62)
+    plain = _search_steps()
+    for name in fast:
+        torch.testing.assert_close(fast[name], plain[name], rtol=1e-4, atol=1e-5, msg=name)
