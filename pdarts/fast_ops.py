@@ -18,6 +18,8 @@ the op's last BatchNorm).
 ``pointwise_batch_norm``: ``scale * bn(conv1x1(x))``, the end of every convolution op, keeping one of
 the two activations for the backward pass instead of both.
 
+``pooled_batch_norm``: ``scale * bn(pool(x))``, a pooling op of the search, keeping only ``x``.
+
 Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, reduced
 precision under autocast, strides, affine BatchNorm, under ``torch.compile``).
 """
@@ -28,7 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MIN_ELEMENTS", "depthwise_conv2d", "pointwise_batch_norm", "scaled_batch_norm"]
+__all__ = [
+    "MIN_ELEMENTS",
+    "depthwise_conv2d",
+    "pointwise_batch_norm",
+    "pooled_batch_norm",
+    "scaled_batch_norm",
+]
 
 #: Activations smaller than this take the plain ops: there, a custom autograd function's Python
 #: cost outweighs what it saves (the default digits search, 8x8 maps of 8-16 channels in batches of
@@ -146,11 +154,7 @@ class _PointwiseBatchNorm(torch.autograd.Function):
     def backward(ctx, grad):
         kept, weight, bn_weight, mean, invstd = ctx.saved_tensors
         z = F.conv2d(kept, weight) if ctx.recompute else kept
-        needs_scale = bn_weight is not None and ctx.needs_input_grad[2]
-        grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
-            grad.contiguous(memory_format=_layout(z)), z, bn_weight, None, None, mean, invstd, True, ctx.eps,
-            [True, needs_scale, False],
-        )  # fmt: skip
+        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad_z, weight.transpose(0, 1).contiguous())
@@ -166,6 +170,66 @@ def _layout(t: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if channels_last and not t.is_contiguous() else torch.contiguous_format
 
 
+def _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd):
+    """The gradients of training-mode BatchNorm of ``z`` (input, and scale where it has one and needs
+    one: input 2 of the autograd function), from a gradient made dense in ``z``'s layout."""
+    needs_scale = bn_weight is not None and ctx.needs_input_grad[2]
+    grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
+        grad.contiguous(memory_format=_layout(z)), z, bn_weight, None, None, mean, invstd, True, ctx.eps,
+        [True, needs_scale, False],
+    )  # fmt: skip
+    return grad_z, grad_scale
+
+
+class _PooledBatchNorm(torch.autograd.Function):
+    """Training-mode BatchNorm (optional scale, no bias) of a pooling of ``x``, keeping only ``x``.
+
+    The plain ops keep the pooled map (BatchNorm's gradient), a max pool its int64 indices too
+    (twice the map's bytes), an average pool its input. Here only ``x`` is kept (a search edge's
+    input, shared by both pools) and the pooling is recomputed in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pool, bn_weight, running_mean, running_var, momentum, eps):
+        y, mean, invstd = torch.native_batch_norm(
+            pool(x), bn_weight, None, running_mean, running_var, True, momentum, eps
+        )
+        ctx.pool, ctx.eps = pool, eps
+        ctx.save_for_backward(x, bn_weight, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, bn_weight, mean, invstd = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_()
+            z = ctx.pool(x)
+        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z.detach(), bn_weight, mean, invstd)
+        (grad_x,) = torch.autograd.grad(z, x, grad_z)
+        return grad_x, None, grad_scale, None, None, None, None
+
+
+def _plain_batch_norm(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> bool:
+    """Whether BatchNorm of a map computed from ``x`` takes the plain ops: small maps (``MIN_ELEMENTS``),
+    eval mode, affine layers, reduced precision, compiling, or no gradients."""
+    return (
+        x.numel() < MIN_ELEMENTS or not bn.training or bn.affine or not bn.track_running_stats
+        or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+        or torch.compiler.is_compiling() or not torch.is_grad_enabled()
+    )  # fmt: skip
+
+
+def pooled_batch_norm(
+    x: torch.Tensor, pool: nn.Module, bn: nn.modules.batchnorm._BatchNorm, scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``scaled_batch_norm(bn, pool(x), scale)`` keeping only ``x`` for the backward pass in training
+    (``_PooledBatchNorm``); the plain ops where ``_plain_batch_norm`` says so."""
+    if _plain_batch_norm(x, bn):
+        return scaled_batch_norm(bn, pool(x), scale)
+    bn_weight = None if scale is None else scale.expand(bn.num_features).contiguous()
+    return _PooledBatchNorm.apply(x, pool, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps)
+
+
 def pointwise_batch_norm(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -176,12 +240,7 @@ def pointwise_batch_norm(
     layer without affine parameters, keeping one activation for the backward pass instead of two in
     training (``_PointwiseBatchNorm``); the plain ops in eval mode, in reduced precision or when
     compiling."""
-    plain = (
-        x.numel() < MIN_ELEMENTS or not bn.training or bn.affine or not bn.track_running_stats
-        or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
-        or torch.compiler.is_compiling() or not torch.is_grad_enabled()
-    )  # fmt: skip
-    if plain:
+    if _plain_batch_norm(x, bn):
         return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
     bn_weight = None if scale is None else scale.expand(bn.num_features).contiguous()
     return _PointwiseBatchNorm.apply(

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from pdarts import fast_ops
-from pdarts.fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
+from pdarts.fast_ops import depthwise_conv2d, pointwise_batch_norm, pooled_batch_norm, scaled_batch_norm
 from pdarts.layers import dense_gradient
 from pdarts.search_space import PRIMITIVES
 
@@ -112,6 +112,29 @@ def test_pointwise_batch_norm_has_the_plain_values_gradients_and_statistics(weig
     # One activation kept, not two: the input for the weight gradient, or the convolution's output.
     assert (x.untyped_storage().data_ptr() in kept) == weights_trained
     assert sum(1 for _ in kept) <= 5  # input or output, weight, scale, mean, invstd
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 1, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False)])
+def test_pooled_batch_norm_has_the_plain_values_gradients_and_statistics_and_keeps_only_its_input(
+    pool, layout
+):
+    torch.manual_seed(0)
+    fast_bn, plain_bn = nn.BatchNorm2d(5, affine=False), nn.BatchNorm2d(5, affine=False)
+    x = torch.randn(4, 5, 7, 7).contiguous(memory_format=layout).requires_grad_()
+    scale = torch.tensor(0.6, requires_grad=True)
+    grad = torch.randn(4, 5, 7, 7).transpose(2, 3)
+    kept, fast = _kept_storages(lambda: pooled_batch_norm(x, pool, fast_bn, scale))
+    plain = scale * plain_bn(pool(x))
+    torch.testing.assert_close(fast, plain)
+    for f, p in zip(
+        torch.autograd.grad(fast, (x, scale), grad), torch.autograd.grad(plain, (x, scale), grad)
+    ):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(plain_bn, name), getattr(fast_bn, name)), name
+    big = {ptr for ptr in kept if ptr != x.untyped_storage().data_ptr()}
+    assert x.untyped_storage().data_ptr() in kept and len(big) <= 3  # scale, mean, invstd
 
 
 def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..fast_ops import pooled_batch_norm
 from ..layers import dense_gradient
 from ..networks.cell import cell_inputs, image_stem, stack_cells
-from ..operations import build_op, scaled_batch_norm
+from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
 __all__ = ["ArchitectureParameters", "MixedOp", "PoolBN", "SearchCell", "SearchNetwork", "SkipDropout"]
@@ -56,7 +57,7 @@ class PoolBN(nn.Sequential):
 
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         pool, bn = self
-        return scaled_batch_norm(bn, pool(x), scale)
+        return pooled_batch_norm(x, pool, bn, scale)
 
 
 class MixedOp(nn.Module):
