@@ -4,8 +4,8 @@ leaner backward pass (``benchmarks/fast_ops.py`` measures each against its plain
 ``depthwise_conv2d``: a stride-1 depthwise convolution with a faster backward pass on the CPU.
 
 oneDNN's backward-data kernels for depthwise convolutions are slow for dilated and 5x5 kernels
-(channels_last, fp32; measured with ``benchmarks/depthwise_backward.py``: 0.99 ms against 0.11 ms
-for the forward pass of a dilated 3x3 at 32x32, C=16, batch 32; 1.93 ms against 0.20 ms for a
+(channels_last, fp32; measured on this project's CPU, README "Search speed and memory": 0.94 ms against
+0.11 ms for the forward pass of a dilated 3x3 at 32x32, C=16, batch 32; 1.93 ms against 0.20 ms for a
 dilated 5x5). The input gradient of a stride-1 convolution is itself a stride-1 convolution of the
 output gradient with the kernel flipped (same dilation and groups, padding ``extent - 1 - padding``),
 so ``depthwise_conv2d`` computes it with the fast forward kernel. The weight gradient is oneDNN's
@@ -33,6 +33,7 @@ from torch import nn
 __all__ = [
     "MIN_ELEMENTS",
     "depthwise_conv2d",
+    "memory_layout",
     "pointwise_batch_norm",
     "pooled_batch_norm",
     "scaled_batch_norm",
@@ -113,9 +114,14 @@ def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scal
         raise ValueError("scaled_batch_norm needs a BatchNorm layer without affine parameters")
     momentum = _momentum(bn)
     use_batch = bn.training or bn.running_mean is None
-    # A contiguous weight: with an expanded (stride-0) one, the CPU kernels take a path 2x slower.
-    weight = scale.expand(bn.num_features).contiguous()
+    weight = _scale_weight(bn, scale)
     return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, momentum, bn.eps)
+
+
+def _scale_weight(bn: nn.modules.batchnorm._BatchNorm, scale: torch.Tensor) -> torch.Tensor:
+    """The scalar ``scale`` as BatchNorm's per-channel weight, contiguous: with an expanded (stride-0)
+    one, the CPU kernels take a path 2x slower."""
+    return scale.expand(bn.num_features).contiguous()
 
 
 def _momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
@@ -165,7 +171,8 @@ class _PointwiseBatchNorm(torch.autograd.Function):
         return grad_x, grad_weight, grad_scale, None, None, None, None
 
 
-def _layout(t: torch.Tensor) -> torch.memory_format:
+def memory_layout(t: torch.Tensor) -> torch.memory_format:
+    """``t``'s memory format: channels_last for a 4-d tensor dense in it (and not also contiguous)."""
     channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if channels_last and not t.is_contiguous() else torch.contiguous_format
 
@@ -174,9 +181,9 @@ def _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd):
     """The gradients of training-mode BatchNorm of ``z`` (input, and scale where it has one and needs
     one: input 2 of the autograd function), from a gradient made dense in ``z``'s layout."""
     needs_scale = bn_weight is not None and ctx.needs_input_grad[2]
+    grad = grad.contiguous(memory_format=memory_layout(z))
     grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
-        grad.contiguous(memory_format=_layout(z)), z, bn_weight, None, None, mean, invstd, True, ctx.eps,
-        [True, needs_scale, False],
+        grad, z, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, needs_scale, False],
     )  # fmt: skip
     return grad_z, grad_scale
 
@@ -226,7 +233,7 @@ def pooled_batch_norm(
     (``_PooledBatchNorm``); the plain ops where ``_plain_batch_norm`` says so."""
     if _plain_batch_norm(x, bn):
         return scaled_batch_norm(bn, pool(x), scale)
-    bn_weight = None if scale is None else scale.expand(bn.num_features).contiguous()
+    bn_weight = None if scale is None else _scale_weight(bn, scale)
     return _PooledBatchNorm.apply(x, pool, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps)
 
 
@@ -242,7 +249,7 @@ def pointwise_batch_norm(
     compiling."""
     if _plain_batch_norm(x, bn):
         return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
-    bn_weight = None if scale is None else scale.expand(bn.num_features).contiguous()
+    bn_weight = None if scale is None else _scale_weight(bn, scale)
     return _PointwiseBatchNorm.apply(
         x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
     )

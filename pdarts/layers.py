@@ -71,8 +71,7 @@ class _DenseGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-        ctx.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        ctx.memory_format = fast_ops.memory_layout(x)
         return x.view_as(x)
 
     @staticmethod
