@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -84,3 +85,25 @@ def test_skip_dropout_acts_in_training_only():
     assert (op(x, torch.ones(1)) == 0).any()
     op.eval()
     assert torch.equal(op(x, torch.ones(1)), x)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_skip_dropout_drops_at_its_rate_scales_the_kept_values_and_their_gradients(channels_last):
+    """The mask is multiplied in as bytes: dropped values and their gradients are zero, kept ones
+    are scaled by 1 / (1 - p) both ways, and about p of the values are dropped."""
+    from pdarts.search.model import SkipDropout
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 16, 16, 16)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    torch.manual_seed(1)
+    y = SkipDropout(p=0.3).train()(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.3) < 0.01
+    torch.testing.assert_close(y[kept], x.detach()[kept] / 0.7)
+    (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    torch.testing.assert_close(grad, kept.float() / 0.7)
+    torch.manual_seed(1)
+    assert torch.equal(SkipDropout(p=0.3).train()(x.detach()), y.detach())  # reproducible from torch's seed
