@@ -93,6 +93,17 @@ def main() -> None:
         (x, weight),
         grad,
     )
+    # SkipDropout's mask, applied as torch.where on booleans (its former form) and as a product with
+    # bytes (its form now); the mask itself is drawn the same way in both.
+    keep = torch.rand(shape).contiguous(memory_format=torch.channels_last) >= 0.7
+    keep_bytes = keep.view(torch.uint8)
+    _report(
+        "skip dropout's mask (where on booleans | product with bytes)",
+        lambda: torch.where(keep, x * (1 / 0.3), 0.0),
+        lambda: x * (1 / 0.3) * keep_bytes,
+        (x,),
+        grad,
+    )
 
 
 if __name__ == "__main__":
