@@ -57,8 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = CONFIGS[args.config]
-    settings = step_settings(config, args.mode) if args.mode != "reference" else {}
-    step, effective = build_step(config, args.mode, settings, torch.device("cpu"))
+    step, effective = build_step(config, args.mode, step_settings(config, args.mode), torch.device("cpu"))
     step()
     step()
     times = _OpTimes()
