@@ -185,7 +185,9 @@ def _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd):
     grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
         grad, z, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, needs_scale, False],
     )  # fmt: skip
-    return grad_z, grad_scale
+    # CUDA's kernel returns a weight gradient even where the mask asks for none; autograd refuses one
+    # for an input that needs none (a search's weight step, where the scale is a constant).
+    return grad_z, grad_scale if needs_scale else None
 
 
 class _PooledBatchNorm(torch.autograd.Function):

@@ -12,6 +12,9 @@ from pdarts.layers import dense_gradient
 from pdarts.search_space import PRIMITIVES
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
+#: The fast forms of BatchNorm also run on CUDA (fp32): these tests run there too where a GPU is.
+_NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=_NO_GPU)]
 
 
 @pytest.fixture(autouse=True)
@@ -92,15 +95,18 @@ def test_scaled_batch_norm_is_the_scale_times_batch_norm_with_the_same_statistic
         scaled_batch_norm(nn.BatchNorm2d(5), x, scale)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("weights_trained", [True, False])
-def test_pointwise_batch_norm_has_the_plain_values_gradients_and_statistics(weights_trained, layout):
+def test_pointwise_batch_norm_has_the_plain_values_gradients_and_statistics(weights_trained, layout, device):
     torch.manual_seed(0)
     fast_bn, plain_bn = nn.BatchNorm2d(6, affine=False), nn.BatchNorm2d(6, affine=False)
-    x = torch.randn(4, 5, 7, 7).contiguous(memory_format=layout).relu().requires_grad_()
-    weight = torch.randn(6, 5, 1, 1, requires_grad=weights_trained)
-    scale = torch.tensor(0.6, requires_grad=not weights_trained)
-    grad = torch.randn(4, 6, 7, 7)[:, :, :, :].transpose(2, 3)  # a strided gradient, as from a cat
+    fast_bn, plain_bn = fast_bn.to(device), plain_bn.to(device)
+    x = torch.randn(4, 5, 7, 7, device=device).contiguous(memory_format=layout).relu().requires_grad_()
+    weight = torch.randn(6, 5, 1, 1, device=device, requires_grad=weights_trained)
+    # A weight step's scale is a constant (no gradient), an architecture step's weight too.
+    scale = torch.tensor(0.6, device=device, requires_grad=not weights_trained)
+    grad = torch.randn(4, 6, 7, 7, device=device).transpose(2, 3)  # a strided gradient, as from a cat
     kept, fast = _kept_storages(lambda: pointwise_batch_norm(x, weight, fast_bn, scale))
     plain = scale * plain_bn(F.conv2d(x, weight))
     torch.testing.assert_close(fast, plain)
@@ -114,22 +120,24 @@ def test_pointwise_batch_norm_has_the_plain_values_gradients_and_statistics(weig
     assert sum(1 for _ in kept) <= 5  # input or output, weight, scale, mean, invstd
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scale_trained", [True, False])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 1, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False)])
 def test_pooled_batch_norm_has_the_plain_values_gradients_and_statistics_and_keeps_only_its_input(
-    pool, layout
+    pool, layout, scale_trained, device
 ):
     torch.manual_seed(0)
     fast_bn, plain_bn = nn.BatchNorm2d(5, affine=False), nn.BatchNorm2d(5, affine=False)
-    x = torch.randn(4, 5, 7, 7).contiguous(memory_format=layout).requires_grad_()
-    scale = torch.tensor(0.6, requires_grad=True)
-    grad = torch.randn(4, 5, 7, 7).transpose(2, 3)
+    fast_bn, plain_bn = fast_bn.to(device), plain_bn.to(device)
+    x = torch.randn(4, 5, 7, 7, device=device).contiguous(memory_format=layout).requires_grad_()
+    scale = torch.tensor(0.6, device=device, requires_grad=scale_trained)
+    grad = torch.randn(4, 5, 7, 7, device=device).transpose(2, 3)
     kept, fast = _kept_storages(lambda: pooled_batch_norm(x, pool, fast_bn, scale))
     plain = scale * plain_bn(pool(x))
     torch.testing.assert_close(fast, plain)
-    for f, p in zip(
-        torch.autograd.grad(fast, (x, scale), grad), torch.autograd.grad(plain, (x, scale), grad)
-    ):
+    inputs = [t for t in (x, scale) if t.requires_grad]
+    for f, p in zip(torch.autograd.grad(fast, inputs, grad), torch.autograd.grad(plain, inputs, grad)):
         torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         assert torch.equal(getattr(plain_bn, name), getattr(fast_bn, name)), name
