@@ -8,6 +8,8 @@
 #   epoch      one epoch of search stage 1 at the paper's size (batch 96) and the projection
 #              of the whole CIFAR-10 search with its peak memory (benchmarks/search_epoch.py) ~170 s
 #   precision  bf16 against fp32 (both channels_last): stage 1 at batch 96 and the training steps ~80 s
+#   graphed    the epoch of `epoch` with search.common.cuda_graph, and its test on CUDA
+#              (tests/search/test_graphs.py)                                         not run yet
 # Times as measured on an H200 (2026-12-04). Usage: benchmarks/gpu_check.sh [PART...] (default: all,
 # about 12 minutes: more than one device call allows, so name parts). Writes NAME.json and NAME.log
 # of each part to ${OUT:-.}. The machine needs torch, numpy, pyyaml, tqdm, pytest and jsonschema
@@ -17,9 +19,16 @@ cd "$(dirname "$0")/.."
 out=${OUT:-.}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name())" || exit 1
+graphed() {
+  python3 -m pytest -q -p no:cacheprovider tests/search/test_graphs.py &&
+    python3 benchmarks/search_epoch.py --device cuda --batch-size 96 --sample-steps 3 --cuda-graph \
+      --out "$out/graphed.json"
+}
+export -f graphed
+export out
 bench="python3 -m pdarts bench --device cuda --steps 5 --warmup 2"
 status=0
-for part in "${@:-test graph bench epoch precision}"; do
+for part in "${@:-test graph bench epoch precision graphed}"; do
   for name in $part; do
     case $name in
       test) command=(python3 -m pytest -q -p no:cacheprovider tests/test_fast_ops.py); limit=60 ;;
@@ -30,7 +39,8 @@ for part in "${@:-test graph bench epoch precision}"; do
                       --out "$out/epoch.json"); limit=240 ;;
       precision) command=($bench --rounds 1 --modes channels_last bf16+channels_last --out "$out/precision.json"
                           --configs stage1-b96 cifar-train-b32 imagenet-train-b8); limit=120 ;;
-      *) echo "unknown part $name: use test, graph, bench, epoch or precision" >&2; exit 2 ;;
+      graphed) command=(bash -c graphed); limit=240 ;;
+      *) echo "unknown part $name: use test, graph, bench, epoch, precision or graphed" >&2; exit 2 ;;
     esac
     echo "== $name (at most $limit s)"
     timeout "$limit" "${command[@]}" 2>&1 | tee "$out/$name.log" || status=1

@@ -1,7 +1,7 @@
 """One epoch of search stage 1 at the paper's size, and a projection of the whole CIFAR-10 search.
 
     python benchmarks/search_epoch.py [--device cuda] [--batch-size 96] [--sample-steps 20] [--images 25000]
-        [--out f.json]
+        [--cuda-graph] [--out f.json]
 
 Runs the library's own stage loop (``run_search_stage``: architecture and weight update per step,
 the default settings of ``search.common``) for one epoch of stage 1 (5 cells, 8 ops, C=16) over
@@ -10,7 +10,9 @@ already on the device: the data path is not timed), then times ``--sample-steps`
 stage, weight-only (a warm-up epoch's) and full, to project the whole search: 3 stages x 25 epochs,
 10 of them warm-up, ``ceil(25000 / batch)`` steps each. Prints one JSON object: seconds, peak memory
 (``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on the CPU) and the projection.
-Written for a GPU (``benchmarks/gpu_check.sh``); on a CPU it takes hours at batch 96.
+Written for a GPU (``benchmarks/gpu_check.sh``); on a CPU it takes hours at batch 96. With
+``--cuda-graph`` the epoch replays its steps from a CUDA graph (``search.common.cuda_graph``); the
+sampled steps stay eager, and the projection is then scaled by the graphed epoch.
 """
 
 from __future__ import annotations
@@ -105,11 +107,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=96)
     parser.add_argument("--sample-steps", type=int, default=20)
     parser.add_argument("--images", type=int, default=HALF, help="images per half (a smaller run to try it)")
+    parser.add_argument("--cuda-graph", action="store_true", help="replay the epoch's steps from a graph")
     parser.add_argument("--out")
     args = parser.parse_args()
     device = torch.device(args.device)
     settings = SearchSettings.defaults(batch_size=args.batch_size)
-    epoch = one_epoch(settings, args.batch_size, args.images, device)
+    epoch = one_epoch(settings.replace(cuda_graph=args.cuda_graph), args.batch_size, args.images, device)
     steps = step_seconds(settings, args.batch_size, device, args.sample_steps)
     per_epoch = math.ceil(HALF / args.batch_size)  # the projection is for the real data set
     projected = {
@@ -122,6 +125,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "batch_size": args.batch_size,
+        "cuda_graph": args.cuda_graph,
         "stage1_epoch": epoch,
         "step_seconds": steps,
         "projected_stage_hours": {name: seconds * scale / 3600 for name, seconds in projected.items()},

@@ -153,6 +153,7 @@ class SearchSettings(TrainingLoopSettings):
     # How the steps compute: none of these changes what is searched.
     compile: bool
     checkpoint_cells: bool
+    cuda_graph: bool
 
     def check(self) -> None:
         if self.warmup_epochs > self.epochs:

@@ -28,6 +28,7 @@ from ..search_space import Candidates
 from ..settings import SearchSettings, Stage
 from ..state import capture, restore
 from ..training import FP32, LossGuard
+from . import graphs
 from .model import SearchNetwork
 
 __all__ = [
@@ -48,7 +49,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+Batch = tuple[torch.Tensor, torch.Tensor]
+Batches = Iterable[Batch]
 
 
 # Adam's betas of the alphas: DARTS's (and P-DARTS's) choice, not a setting of the paper's tables.
@@ -327,8 +329,47 @@ def build_search(
         lr=settings.arch_lr,
         betas=ARCH_BETAS,
         weight_decay=settings.arch_weight_decay,
+        capturable=settings.cuda_graph and device.type == "cuda",  # its step count on the device: recordable
     )
     return SearchParts(model, weight_optimizer, alpha_optimizer, precision)
+
+
+def _graph_refusal(settings: SearchSettings, device: torch.device, precision: Precision) -> str | None:
+    """Why the steps cannot be replayed from CUDA graphs (``search.common.cuda_graph``); None if they can."""
+    if not settings.cuda_graph:
+        return "search.common.cuda_graph is off"
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device, not {device.type}"
+    if precision.dtype == torch.float16:
+        return "fp16's gradient scaler reads its overflow flag on the host every step (use bf16 or fp32)"
+    if settings.compile or settings.checkpoint_cells:
+        return "compile and checkpoint_cells are not recorded in a graph (turn them off)"
+    if Context.current().world_size > 1:
+        return "the gradients' all-reduce over processes is not recorded in a graph (one process only)"
+    return None
+
+
+def _epoch_step(
+    parts: SearchParts,
+    scaler: torch.amp.GradScaler,
+    settings: SearchSettings,
+    device: torch.device,
+    warmup: bool,
+) -> Callable[[Batch, Batch | None], dict[str, Any]]:
+    """The step of one epoch, on batches from the loaders: eager, or replayed from a CUDA graph."""
+    alpha_optimizer = None if warmup else parts.alpha_optimizer
+
+    def step(weight_batch, arch_batch):
+        return search_step(
+            parts.model, weight_batch, arch_batch, parts.weight_optimizer, alpha_optimizer,
+            settings.grad_clip, parts.precision, scaler,
+        )  # fmt: skip
+
+    if _graph_refusal(settings, device, parts.precision) is None:
+        return graphs.GraphedSteps(step, device, graphs.CudaGraph)
+    return lambda weight, arch: step(
+        _to_device(weight, device), None if arch is None else _to_device(arch, device)
+    )
 
 
 def _search_epoch(
@@ -352,6 +393,7 @@ def _search_epoch(
         device,
     )
     arch_iter = None if warmup else iter(arch_batches)
+    step = _epoch_step(parts, scaler, settings, device, warmup)
     bar.epoch(epoch)
     for weight_batch in bar.batches(weight_batches, meters["train"].running_loss):
         arch_batch = None
@@ -360,18 +402,8 @@ def _search_epoch(
             if arch_batch is None:  # the architecture split ran out: restart it
                 arch_iter = iter(arch_batches)
                 arch_batch = next(arch_iter)
-            arch_batch = _to_device(arch_batch, device)
-        stats = search_step(
-            parts.model,
-            _to_device(weight_batch, device),
-            arch_batch,
-            parts.weight_optimizer,
-            None if warmup else parts.alpha_optimizer,
-            settings.grad_clip,
-            parts.precision,
-            scaler,
-        )
-        for split, values in stats.items():
+        stats = step(weight_batch, arch_batch)
+        for split, values in stats.items():  # used at once: a replayed step's are overwritten by the next
             meters[split].add(*values)
         guard(*(values[0] for values in stats.values()))
     guard.check()
@@ -450,6 +482,9 @@ def run_search_stage(
     torch.manual_seed(settings.seed)
     example = _example_images(weight_batches) if settings.compile else None
     parts = build_search(candidates, settings, stage, num_classes, in_channels, device, example=example)
+    refusal = _graph_refusal(settings, device, parts.precision)
+    if settings.cuda_graph and refusal:
+        log.warning("search.common.cuda_graph: %s; the steps run eagerly", refusal)
     scaler = parts.precision.grad_scaler()
     generators = [getattr(batches, "generator", None) for batches in (weight_batches, arch_batches)]
     targets = dict(zip(STATE_KEYS, (parts.model, parts.weight_optimizer, parts.alpha_optimizer)))
