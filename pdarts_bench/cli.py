@@ -71,21 +71,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the benchmark of parsed options: the table on stdout, the JSON to ``--out``.
+    """Runs the benchmark of parsed options: the table on stdout, the JSON to ``--out`` (rewritten after
+    each measurement).
 
     Exit status 1 if a measurement failed; a bad option raises ``PdartsError`` before anything runs.
     """
     device = _resolve_device(args.device)
     check_options(args.configs, args.modes, device)
+
+    def on_result(result: dict, report: dict) -> None:
+        log_result(result)
+        if args.out:  # after each measurement: a run cut short keeps what it measured
+            write_report(args.out, report)
+
     results = run_bench(
-        args.configs,
-        args.modes,
-        args.steps,
-        args.warmup,
-        device,
-        args.threads,
-        on_result=log_result,
-        rounds=args.rounds,
+        args.configs, args.modes, args.steps, args.warmup, device, args.threads, on_result, args.rounds
     )
     print(table(results))
     if args.out:

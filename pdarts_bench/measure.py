@@ -138,7 +138,7 @@ def run_bench(
     warmup: int = 2,
     device: str = "cpu",
     threads: int | None = None,
-    on_result: Callable[[dict], None] | None = None,
+    on_result: Callable[[dict, dict], None] | None = None,
     rounds: int = 1,
 ) -> dict[str, Any]:
     """Measures every configuration in every mode that applies to it, each in a fresh process.
@@ -147,11 +147,25 @@ def run_bench(
     spell of the machine falls on both. Returns ``machine``, ``options``, ``configs`` and
     ``results``; a result has the numbers of ``measure``, its ``round``, and its ``speedup`` and
     ``memory_ratio`` against the baseline mode (``reference``, else ``fp32``) of the same round, or
-    an ``error`` line.
+    an ``error`` line. ``on_result`` is called with each result and the report so far (a run cut
+    short keeps what it measured).
     """
     check_options(configs, modes, device)
     baseline = baseline_mode(modes)
     results: list[dict] = []
+    report = {
+        "machine": machine(device),
+        "options": {
+            "steps": steps,
+            "warmup": warmup,
+            "threads": threads,
+            "device": device,
+            "rounds": rounds,
+            "baseline": baseline,
+        },
+        "configs": {name: asdict(CONFIGS[name]) for name in configs},
+        "results": results,
+    }
     for name in configs:
         config = CONFIGS[name]
         for round_index in range(rounds):
@@ -166,17 +180,5 @@ def run_bench(
                 results.append(result)
                 add_ratios(results, baseline)
                 if on_result is not None:
-                    on_result(result)
-    return {
-        "machine": machine(device),
-        "options": {
-            "steps": steps,
-            "warmup": warmup,
-            "threads": threads,
-            "device": device,
-            "rounds": rounds,
-            "baseline": baseline,
-        },
-        "configs": {name: asdict(CONFIGS[name]) for name in configs},
-        "results": results,
-    }
+                    on_result(result, report)
+    return report

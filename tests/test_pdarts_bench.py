@@ -5,8 +5,15 @@ modes run here (compiling takes minutes on a CPU); its fallback is tested in tes
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+
+from .conftest import ROOT
 
 MODES = ["reference", "default", "fp32", "bf16", "checkpoint_cells", "bf16+channels_last+checkpoint_cells"]
 
@@ -73,3 +80,24 @@ def test_bad_options_are_one_line_errors(run_pdarts, args, message):
     done = run_pdarts("bench", *args)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_run_cut_short_keeps_what_it_measured(tmp_path):
+    # The report is rewritten (whole, atomically) after each measurement: a run stopped by a time
+    # limit keeps its finished measurements (an H200 run lost all of them once).
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "pdarts", "bench", "--configs", "smoke", "smoke-train", "--steps", "1",
+               "--warmup", "0", "--threads", "1", "--rounds", "2", "--out", str(out)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not out.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    report = json.loads(out.read_text())
+    assert 1 <= len(report["results"]) < 8  # 2 configurations x 2 modes x 2 rounds, cut short
+    first = report["results"][0]
+    assert (first["config"], first["mode"], first["round"]) == ("smoke", "reference", 0)
+    assert first["seconds_per_step"] > 0 and report["machine"]["device"] == "cpu"

@@ -14,9 +14,10 @@ epoch) runs eagerly. What a replay returns is the recorded step's statistics, ov
 next replay: a caller uses them before the next step (the epoch's meters add them up at once).
 
 The step is the same computation as the eager one; its random draws (skip dropout) come from the
-graph's own offsets of the CUDA generator, so a graphed search is reproducible but not bit-identical
-to an eager one. Recording needs no host synchronisation inside the step (``search_step`` keeps its
-statistics on the device) and Adam's ``capturable`` (``build_search`` sets it).
+graph's own offsets of the CUDA generator, so a graphed search is not bit-identical to an eager one
+(whether two graphed runs are identical to each other has not been checked on a GPU yet).
+Recording needs no host synchronisation inside the step (``search_step`` keeps its statistics on
+the device) and Adam's ``capturable`` (``build_search`` sets it).
 """
 
 from __future__ import annotations
