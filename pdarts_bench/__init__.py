@@ -7,7 +7,7 @@ API only, as timm's ``benchmark.py`` does timm's:
   ImageNet networks) and the modes: ``reference`` (the straightforward implementation, the baseline
   of every ratio), ``default`` (the library with the schema's default settings), ``fp32`` (the
   library, eager), one optimisation alone (``bf16``, ``fp16``, ``channels_last``, ``compile``,
-  ``checkpoint_cells``), several joined with ``+``, or ``all``;
+  ``checkpoint_cells``, ``cuda_graph``), several joined with ``+``, or ``all``;
 - ``reference``: the straightforward search and training step, written from docs/algorithm.md, whose
   losses and gradients equal the library's (``tests/test_bench_reference.py``);
 - ``steps``: one search step (the real ``search_step`` on a supernet built by ``build_search``, as a

@@ -5,7 +5,8 @@ sizes (and the default run's). A mode is ``reference`` (the straightforward impl
 step, ``reference.py``: the baseline every ratio is measured against), ``default`` (the library with
 the schema's default settings, what a search or training runs with), ``fp32`` (the library, eager,
 contiguous fp32), one optimisation alone (``bf16``, ``fp16``, ``channels_last``, ``compile``,
-``checkpoint_cells``), several joined with ``+``, or ``all`` of them.
+``checkpoint_cells``, ``cuda_graph``), several joined with ``+``, or ``all`` of them (but ``fp16`` and
+``cuda_graph``, which need a CUDA device).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pdarts.search_space import PRIMITIVES
 __all__ = [
     "ALL",
     "SPECIAL",
+    "SEARCH_ONLY",
     "CONFIGS",
     "DEFAULT_MODES",
     "LEVERS",
@@ -155,7 +157,8 @@ CONFIGS: dict[str, BenchConfig] = {
 
 #: The optimisations, each a setting of the search stage (``search.common``); the training steps
 #: have no per-cell checkpointing, and ``compile`` compiles their whole network.
-LEVERS = ("bf16", "fp16", "channels_last", "compile", "checkpoint_cells")
+LEVERS = ("bf16", "fp16", "channels_last", "compile", "checkpoint_cells", "cuda_graph")
+SEARCH_ONLY = ("checkpoint_cells", "cuda_graph")  # settings of search.common: the training steps skip them
 ALL = ("bf16", "channels_last", "compile", "checkpoint_cells")  # what mode ``all`` joins
 SPECIAL = ("reference", "default")  # modes that are not sets of levers
 DEFAULT_MODES = ("reference", "default")
@@ -181,7 +184,7 @@ def parse_mode(mode: str) -> tuple[str, ...]:
 def applies(config: BenchConfig, mode: str) -> bool:
     """Whether a mode means something for a configuration (``checkpoint_cells`` is a search setting)."""
     levers = parse_mode(mode)
-    return config.kind == "search" or mode == "all" or "checkpoint_cells" not in levers
+    return config.kind == "search" or mode == "all" or not set(SEARCH_ONLY) & set(levers)
 
 
 def step_settings(config: BenchConfig, mode: str) -> dict[str, Any]:
@@ -197,6 +200,7 @@ def step_settings(config: BenchConfig, mode: str) -> dict[str, Any]:
             "channels_last": defaults.channels_last,
             "compile": getattr(defaults, "compile", False),
             "checkpoint_cells": getattr(defaults, "checkpoint_cells", False),
+            "cuda_graph": getattr(defaults, "cuda_graph", False),
         }
     levers = parse_mode(mode)
     return {
@@ -204,6 +208,7 @@ def step_settings(config: BenchConfig, mode: str) -> dict[str, Any]:
         "channels_last": "channels_last" in levers,
         "compile": "compile" in levers,
         "checkpoint_cells": "checkpoint_cells" in levers and config.kind == "search",
+        "cuda_graph": "cuda_graph" in levers and config.kind == "search",
     }
 
 
@@ -215,3 +220,5 @@ def check_options(configs: Sequence[str], modes: Sequence[str], device: str) -> 
     for mode in modes:
         if "fp16" in parse_mode(mode) and not device.startswith("cuda"):
             raise PdartsError(f"mode {mode!r}: fp16 needs a CUDA device (use bf16 on the CPU)")
+        if "cuda_graph" in parse_mode(mode) and not device.startswith("cuda"):
+            raise PdartsError(f"mode {mode!r}: cuda_graph needs a CUDA device (--device cuda)")

@@ -51,13 +51,14 @@ def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> S
     """One step of a search stage: an architecture update, then a weight update."""
     import torch
 
-    from pdarts.search.stage import build_search, search_step
+    from pdarts.search.graphs import WARMUP_STEPS, GraphedSteps
+    from pdarts.search.stage import build_search, epoch_step
     from pdarts.search_space import full_candidates
 
     common, stage = search_settings(config, settings)
     weight_batch, arch_batch = random_batch(config, device, 1), random_batch(config, device, 2)
     torch.manual_seed(0)
-    model, weight_optimizer, alpha_optimizer, precision = build_search(
+    parts = build_search(
         full_candidates(config.ops),
         common,
         stage,
@@ -66,26 +67,23 @@ def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> S
         device,
         example=weight_batch[0],
     )
-    model.set_skip_dropout(config.skip_dropout)
-    model.train()
-    scaler = precision.grad_scaler()
+    parts.model.set_skip_dropout(config.skip_dropout)
+    parts.model.train()
+    # The stage's own step of an epoch: eager, or (cuda_graph) replayed from a graph, which is
+    # recorded here, after its eager warm-up steps, so that every timed step is a replay.
+    step_of_epoch = epoch_step(parts, parts.precision.grad_scaler(), common, device, warmup=False)
+    graphed = isinstance(step_of_epoch, GraphedSteps)
+    for _ in range(WARMUP_STEPS + 1 if graphed else 0):
+        step_of_epoch(weight_batch, arch_batch)
 
     def step():
-        return search_step(
-            model,
-            weight_batch,
-            arch_batch,
-            weight_optimizer,
-            alpha_optimizer,
-            common.grad_clip,
-            precision,
-            scaler,
-        )
+        return step_of_epoch(weight_batch, arch_batch)
 
     effective = {
-        "precision": precision.name,
-        "channels_last": precision.channels_last,
-        "compile": model.cells_compiled,
+        "precision": parts.precision.name,
+        "channels_last": parts.precision.channels_last,
+        "compile": parts.model.cells_compiled,
+        "cuda_graph": graphed,
     }
     return step, effective
 

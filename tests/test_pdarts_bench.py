@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from .conftest import ROOT
 
@@ -49,20 +50,14 @@ def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
         assert result["speedup"] == pytest.approx(reference["seconds_per_step"] / result["seconds_per_step"])
         assert result["memory_ratio"] == pytest.approx(result["peak_memory_mb"] / reference["peak_memory_mb"])
     by_mode = {r["mode"]: r["settings"] for r in report["results"] if r["config"] == "smoke"}
-    assert by_mode["fp32"] == {
-        "precision": "fp32",
-        "channels_last": False,
-        "compile": False,
-        "checkpoint_cells": False,
-    }
+    plain = {
+        "precision": "fp32", "channels_last": False, "compile": False, "checkpoint_cells": False,
+        "cuda_graph": False,
+    }  # fmt: skip
+    assert by_mode["fp32"] == by_mode["reference"] == plain
     assert by_mode["bf16"]["precision"] == "bf16" and by_mode["checkpoint_cells"]["checkpoint_cells"]
-    assert by_mode["reference"] == {
-        "precision": "fp32", "channels_last": False, "compile": False, "checkpoint_cells": False
-    }  # fmt: skip
     # default: the schema's settings of search.common (auto precision is fp32 for CPU search steps)
-    assert by_mode["default"] == {
-        "precision": "fp32", "channels_last": True, "compile": False, "checkpoint_cells": False
-    }  # fmt: skip
+    assert by_mode["default"] == {**plain, "channels_last": True}
     assert "| smoke | 8 | fp32 |" in done.stdout  # the markdown table
     assert "speedup vs reference" in done.stdout and "memory vs reference" in done.stdout
 
@@ -73,6 +68,7 @@ def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
         (["--configs", "stage9"], "unknown configuration 'stage9'"),
         (["--modes", "turbo"], "unknown mode 'turbo'"),
         (["--modes", "fp16"], "fp16 needs a CUDA device"),
+        (["--modes", "channels_last+cuda_graph"], "cuda_graph needs a CUDA device"),
         (["--steps", "0"], "must be >= 1"),
     ],
 )
@@ -101,3 +97,22 @@ def test_a_run_cut_short_keeps_what_it_measured(tmp_path):
     first = report["results"][0]
     assert (first["config"], first["mode"], first["round"]) == ("smoke", "reference", 0)
     assert first["seconds_per_step"] > 0 and report["machine"]["device"] == "cpu"
+
+
+def test_a_graphed_search_step_is_recorded_before_it_is_timed(monkeypatch):
+    # The bench's cuda_graph mode times the stage's own graphed step; on the CPU, with the stand-in
+    # graph of tests/search/test_graphs.py, every call after the build is a replay.
+    from pdarts.search import graphs, stage
+    from pdarts_bench.configs import CONFIGS, step_settings
+    from pdarts_bench.steps import make_search_step
+
+    from .search.test_graphs import EagerGraph
+
+    EagerGraph.made.clear()
+    monkeypatch.setattr(stage, "graph_refusal", lambda *args: None)
+    monkeypatch.setattr(graphs, "CudaGraph", EagerGraph)
+    config = CONFIGS["smoke"]
+    step, effective = make_search_step(config, step_settings(config, "cuda_graph"), torch.device("cpu"))
+    assert effective["cuda_graph"] and len(EagerGraph.made) == 1 and EagerGraph.made[0].replays == 0
+    stats = step()
+    assert EagerGraph.made[0].replays == 1 and stats["arch"][2] == stats["train"][2] == config.batch_size

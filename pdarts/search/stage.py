@@ -40,6 +40,8 @@ __all__ = [
     "StageResult",
     "build_search",
     "compile_cells",
+    "epoch_step",
+    "graph_refusal",
     "run_search_stage",
     "search_loaders",
     "search_stage",
@@ -334,7 +336,7 @@ def build_search(
     return SearchParts(model, weight_optimizer, alpha_optimizer, precision)
 
 
-def _graph_refusal(settings: SearchSettings, device: torch.device, precision: Precision) -> str | None:
+def graph_refusal(settings: SearchSettings, device: torch.device, precision: Precision) -> str | None:
     """Why the steps cannot be replayed from CUDA graphs (``search.common.cuda_graph``); None if they can."""
     if not settings.cuda_graph:
         return "search.common.cuda_graph is off"
@@ -349,7 +351,7 @@ def _graph_refusal(settings: SearchSettings, device: torch.device, precision: Pr
     return None
 
 
-def _epoch_step(
+def epoch_step(
     parts: SearchParts,
     scaler: torch.amp.GradScaler,
     settings: SearchSettings,
@@ -365,7 +367,7 @@ def _epoch_step(
             settings.grad_clip, parts.precision, scaler,
         )  # fmt: skip
 
-    if _graph_refusal(settings, device, parts.precision) is None:
+    if graph_refusal(settings, device, parts.precision) is None:
         return graphs.GraphedSteps(step, device, graphs.CudaGraph)
     return lambda weight, arch: step(
         _to_device(weight, device), None if arch is None else _to_device(arch, device)
@@ -393,7 +395,7 @@ def _search_epoch(
         device,
     )
     arch_iter = None if warmup else iter(arch_batches)
-    step = _epoch_step(parts, scaler, settings, device, warmup)
+    step = epoch_step(parts, scaler, settings, device, warmup)
     bar.epoch(epoch)
     for weight_batch in bar.batches(weight_batches, meters["train"].running_loss):
         arch_batch = None
@@ -482,7 +484,7 @@ def run_search_stage(
     torch.manual_seed(settings.seed)
     example = _example_images(weight_batches) if settings.compile else None
     parts = build_search(candidates, settings, stage, num_classes, in_channels, device, example=example)
-    refusal = _graph_refusal(settings, device, parts.precision)
+    refusal = graph_refusal(settings, device, parts.precision)
     if settings.cuda_graph and refusal:
         log.warning("search.common.cuda_graph: %s; the steps run eagerly", refusal)
     scaler = parts.precision.grad_scaler()

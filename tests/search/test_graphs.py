@@ -59,7 +59,7 @@ def test_replayed_steps_give_exactly_the_eager_search(monkeypatch):
     settings = dataclasses.replace(FP32, epochs=3, warmup_epochs=1)
     eager = _run(settings, batches=6, last=5)
     EagerGraph.made.clear()
-    monkeypatch.setattr(stage, "_graph_refusal", lambda *args: None)
+    monkeypatch.setattr(stage, "graph_refusal", lambda *args: None)
     monkeypatch.setattr(graphs, "CudaGraph", EagerGraph)
     graphed = _run(dataclasses.replace(settings, cuda_graph=True), batches=6, last=5)
     # One graph per epoch (a warm-up epoch's weight-only step, then full steps), each replayed for
@@ -91,11 +91,11 @@ def test_the_setting_is_refused_with_a_warning_where_graphs_cannot_run(caplog):
     assert torch.equal(_alphas(cpu), _alphas(_run(FP32, batches=2, last=0, stage_=STAGE)))
     on = dataclasses.replace(FP32, cuda_graph=True)
     cuda, fp32 = torch.device("cuda"), stage.FP32
-    assert "compile" in stage._graph_refusal(dataclasses.replace(on, compile=True), cuda, fp32)
-    assert "checkpoint" in stage._graph_refusal(dataclasses.replace(on, checkpoint_cells=True), cuda, fp32)
+    assert "compile" in stage.graph_refusal(dataclasses.replace(on, compile=True), cuda, fp32)
+    assert "checkpoint" in stage.graph_refusal(dataclasses.replace(on, checkpoint_cells=True), cuda, fp32)
     fp16 = dataclasses.replace(fp32, dtype=torch.float16)
-    assert "fp16" in stage._graph_refusal(on, cuda, fp16)
-    assert stage._graph_refusal(on, cuda, fp32) is None
+    assert "fp16" in stage.graph_refusal(on, cuda, fp16)
+    assert stage.graph_refusal(on, cuda, fp32) is None
 
 
 @pytest.fixture
