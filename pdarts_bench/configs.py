@@ -182,7 +182,7 @@ def parse_mode(mode: str) -> tuple[str, ...]:
 
 
 def applies(config: BenchConfig, mode: str) -> bool:
-    """Whether a mode means something for a configuration (``checkpoint_cells`` is a search setting)."""
+    """Whether a mode means something for a configuration (``SEARCH_ONLY`` levers are search settings)."""
     levers = parse_mode(mode)
     return config.kind == "search" or mode == "all" or not set(SEARCH_ONLY) & set(levers)
 

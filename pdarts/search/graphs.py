@@ -55,7 +55,9 @@ class CudaGraph:
         self.graph = torch.cuda.CUDAGraph()
 
     def record(self, call: Callable[[], Any]) -> Any:
-        with torch.cuda.graph(self.graph):
+        # thread_local: a loader's pin-memory thread allocating pinned memory meanwhile is no error
+        # (the default, global, refuses such calls from every thread while a graph records).
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             return call()
 
     def replay(self) -> None:

@@ -117,7 +117,17 @@ def test_cuda_graphs_replay_the_eager_steps_on_a_gpu(monkeypatch, deterministic)
 
     monkeypatch.setattr(graphs, "CudaGraph", Counted)
     settings = dataclasses.replace(FP32, epochs=2, warmup_epochs=1, device="cuda")
-    weight, arch = _batches(1, 8), _batches(2, 8)
+    # Loaders as the pipeline's on a GPU: pinned batches, from a worker, with a pin-memory thread
+    # that allocates while graphs record.
+    weight, arch = (
+        torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(*map(torch.cat, zip(*_batches(seed, 8)))),
+            batch_size=16,
+            num_workers=1,
+            pin_memory=True,
+        )
+        for seed in (1, 2)
+    )
 
     def run(cuda_graph: bool, stage_=STAGE):
         return run_search_stage(
