@@ -89,6 +89,7 @@ class GraphedSteps:
         self.inputs: list[torch.Tensor] = []  # the recorded step's batches, refilled before each replay
         self.stats: dict[str, Any] = {}
         self.shapes: list[tuple] | None = None
+        self.side: torch.cuda.Stream | None = None
 
     def __call__(self, weight_batch: Batch, arch_batch: Batch | None) -> dict[str, Any]:
         shapes = [tuple(t.shape) for t in _tensors((weight_batch, arch_batch))]
@@ -115,7 +116,9 @@ class GraphedSteps:
     def _on_side_stream(self, call: Callable[[], Any]) -> Any:
         if self.device.type != "cuda":
             return call()
-        side = torch.cuda.Stream(self.device)
+        if self.side is None:  # one side stream for the epoch's warm-up steps, as PyTorch's recipe
+            self.side = torch.cuda.Stream(self.device)
+        side = self.side
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             result = call()
