@@ -11,9 +11,11 @@ and the weight step's loss of every step each way from the same start (three eag
 then the timed eager steps or the graph's replays: the same values up to float rounding if the
 graph replays the step faithfully). Written for a GPU; prints one JSON object.
 
-Capture needs: Adam's ``capturable`` (its step count on the device), a static batch (copied into
-before each replay), and no host sync inside the step (``search_step`` keeps its statistics on the
-device). A library option would follow only if the replays are several times faster.
+Capture needs: Adam's ``capturable`` (its step count on the device; ``build_search`` gives it with
+``cuda_graph``), a static batch (copied into before each replay), and no host sync inside the step
+(``search_step`` keeps its statistics on the device). The library's own form of this is
+``search.common.cuda_graph`` (``pdarts/search/graphs.py``), timed by ``pdarts bench``'s
+``cuda_graph`` mode; this script, outside the library, measured the README's first figures.
 """
 
 from __future__ import annotations
@@ -25,27 +27,21 @@ import time
 import torch
 
 from pdarts.search.stage import build_search, search_step
-from pdarts.search_space import PRIMITIVES, full_candidates
+from pdarts.search_space import full_candidates
 from pdarts.settings import SearchSettings, Stage
+from pdarts_bench.configs import CONFIGS, BenchConfig
+from pdarts_bench.steps import random_batch
 
-CASES = [  # (name, stage, ops, batch): the bench's stage1-b96 and stage3-b32
-    ("stage1-b96", Stage("stage1", 5, 0.0), PRIMITIVES, 96),
-    ("stage3-b32", Stage("stage3", 17, 0.7), ("skip_connect", "sep_conv_3x3", "dil_conv_3x3"), 32),
-]
-
-
-def _batch(batch_size: int, device: torch.device, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(batch_size, 3, 32, 32, generator=generator)
-    return images.to(device), torch.randint(0, 10, (batch_size,), generator=generator).to(device)
+CASES = ("stage1-b96", "stage3-b32")  # configurations of pdarts bench
 
 
-def _parts(stage, ops, settings, device):
+def _parts(config: BenchConfig, settings, device):
     torch.manual_seed(0)
-    parts = build_search(full_candidates(ops), settings, stage, 10, 3, device)
-    for group in parts.alpha_optimizer.param_groups:
-        group["capturable"] = device.type == "cuda"  # the same update either way; needed to capture
-    parts.model.set_skip_dropout(stage.skip_dropout)
+    stage = Stage(config.name, config.num_cells, config.skip_dropout)
+    parts = build_search(
+        full_candidates(config.ops), settings, stage, config.num_classes, config.in_channels, device
+    )
+    parts.model.set_skip_dropout(config.skip_dropout)
     parts.model.train()
     return parts
 
@@ -62,8 +58,8 @@ def _timed(step, count: int, device) -> tuple[float, list[float]]:
     return sorted(times)[len(times) // 2], losses
 
 
-def measure(stage, ops, batch_size: int, settings, device, steps: int) -> dict:
-    weight, arch = _batch(batch_size, device, 1), _batch(batch_size, device, 2)
+def measure(config: BenchConfig, settings, device, steps: int) -> dict:
+    weight, arch = random_batch(config, device, 1), random_batch(config, device, 2)
 
     def step_of(parts):
         return lambda: search_step(
@@ -73,14 +69,14 @@ def measure(stage, ops, batch_size: int, settings, device, steps: int) -> dict:
 
     result = {}
     torch.cuda.reset_peak_memory_stats(device)
-    eager = step_of(_parts(stage, ops, settings, device))
+    eager = step_of(_parts(config, settings, device))
     eager_losses = _timed(eager, 3, device)[1]  # from the start, as the graph's warm-up below
     result["eager_s"], timed_losses = _timed(eager, steps, device)
     result["eager_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
     del eager
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
-    step = step_of(_parts(stage, ops, settings, device))
+    step = step_of(_parts(config, settings, device))
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
@@ -112,11 +108,12 @@ def main() -> None:
     device = torch.device(args.device)
     report = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__, "cases": {}}
     for precision in ("bf16", "fp32"):
-        settings = SearchSettings.defaults(precision=precision, channels_last=True)
-        for name, stage, ops, batch in CASES:
+        # cuda_graph: build_search gives Adam its capturable form (the same update) for both ways.
+        settings = SearchSettings.defaults(precision=precision, channels_last=True, cuda_graph=True)
+        for name in CASES:
             key = f"{name}/{precision}"
             try:
-                report["cases"][key] = measure(stage, ops, batch, settings, device, args.steps)
+                report["cases"][key] = measure(CONFIGS[name], settings, device, args.steps)
             except Exception as error:  # a measurement, not the library: report and go on
                 report["cases"][key] = {"failed": f"{type(error).__name__}: {error}"[:300]}
             print(key, json.dumps(report["cases"][key]), flush=True)
