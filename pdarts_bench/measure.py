@@ -1,7 +1,11 @@
 """Timing and peak memory of steps, each (configuration, mode) in a fresh Python process.
 
 The peak resident memory of a process (``ru_maxrss``) only ever grows, so in one process every mode
-after the largest would report the largest. On CUDA the peak is ``torch.cuda.max_memory_allocated``.
+after the largest would report the largest. On CUDA the peak is ``torch.cuda.max_memory_allocated``
+over the timed steps, and for a step replayed from a CUDA graph over its warm-up and recording too:
+a graph keeps its step's memory (its private pool) between replays, but the allocator counts it as
+allocated only while the step records (on an H200, stage 1 at batch 96: 0.15 GB over the replays
+alone; ``benchmarks/cuda_graph_step.py``, which counts the recording, 2.64 GB against 2.51 eager).
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def measure(config: str, mode: str, steps: int, warmup: int, device: str, thread
     torch_device = torch.device(device)
     step, effective = build_step(bench_config, mode, settings, torch_device)
     memory_after_setup = _peak_memory_mb(torch_device)
-    if torch_device.type == "cuda":
+    if torch_device.type == "cuda" and not effective.get("cuda_graph"):  # a graph's peak: its recording
         torch.cuda.reset_peak_memory_stats(torch_device)
     times, cpu_times = _time_steps(step, warmup + steps, torch_device)
     seconds = _median(times[warmup:])

@@ -106,8 +106,100 @@ def deterministic():
     torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
-def test_cuda_graphs_replay_the_eager_steps_on_a_gpu(monkeypatch, deterministic):
+NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_GPU)]
+
+
+def _graphed_steps(monkeypatch, device: str, stage_):
+    """A supernet's parts on ``device`` and its graphed step of an epoch of full steps, recorded
+    after the eager warm-up steps (on the CPU, with the stand-in graph), and the next batches."""
+    if device == "cpu":
+        monkeypatch.setattr(stage, "graph_refusal", lambda *args: None)
+        monkeypatch.setattr(graphs, "CudaGraph", EagerGraph)
+    settings = dataclasses.replace(FP32, cuda_graph=True, device=device)
+    torch.manual_seed(0)
+    parts = stage.build_search(CANDIDATES, settings, stage_, 3, 1, torch.device(device))
+    parts.model.set_skip_dropout(stage_.skip_dropout)
+    parts.model.train()
+    steps = stage.epoch_step(parts, parts.precision.grad_scaler(), settings, torch.device(device), False)
+    assert isinstance(steps, GraphedSteps)
+    pin = device == "cuda"  # as the pipeline's loaders give them on a GPU
+    pairs = [
+        tuple(tuple(t.pin_memory() if pin else t for t in batch) for batch in pair)
+        for pair in zip(_batches(1, 6), _batches(2, 6))
+    ]
+    for weight, arch in pairs[: graphs.WARMUP_STEPS + 1]:  # the eager ones, then the recorded one
+        steps(weight, arch)
+    assert steps.graph is not None
+    return parts, steps, pairs[graphs.WARMUP_STEPS + 1 :]
+
+
+def _state(parts) -> dict[str, torch.Tensor]:
+    """Every tensor a step changes, live: the network's parameters and buffers, both optimizers' state."""
+    tensors = {f"model.{name}": value for name, value in parts.model.state_dict().items()}
+    for name, optimizer in (("weight", parts.weight_optimizer), ("alpha", parts.alpha_optimizer)):
+        for index, state in enumerate(optimizer.state.values()):
+            tensors.update({f"{name}.{index}.{k}": v for k, v in state.items() if torch.is_tensor(v)})
+    return tensors
+
+
+def _copy(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in tensors.items()}
+
+
+def _restore(parts, saved: dict[str, torch.Tensor]) -> None:
+    """Back to ``saved``, in place: a recorded graph reads and writes these very tensors."""
+    live = _state(parts)
+    assert live.keys() == saved.keys()
+    for name, value in saved.items():
+        live[name].copy_(value)
+
+
+def _stats(stats) -> list[torch.Tensor]:
+    return [torch.as_tensor(v).detach().cpu().clone() for split in ("arch", "train") for v in stats[split]]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_replay_is_the_eager_step_from_the_same_state(monkeypatch, deterministic, device):
+    """Replayed on a batch that is not the recorded one (so its inputs must be refilled), a graph
+    changes every parameter, buffer and optimizer state as the eager step does from the same state.
+
+    One step from one state: over several steps, float rounding grows (CUDA's max-pool backward adds
+    atomically; on the CPU a 1e-7 relative change of the inputs moved these alphas by 6e-5 after ten
+    steps), so longer runs are compared on their losses (below) and here on one step exactly.
+    """
+    parts, steps, (pair, *_) = _graphed_steps(monkeypatch, device, STAGE)
+    before = _copy(_state(parts))
+    replayed_stats = _stats(steps(*pair))
+    replayed = _copy(_state(parts))
+    _restore(parts, before)
+    eager_stats = _stats(steps.step(*(tuple(t.to(device) for t in batch) for batch in pair)))
+    eager = _copy(_state(parts))
+    alphas = [name for name in before if "alpha" in name and name.startswith("model.")]
+    assert alphas and all(not torch.equal(replayed[name], before[name]) for name in alphas)
+    for name, value in eager.items():
+        if device == "cpu":
+            assert torch.equal(replayed[name], value), name
+        else:  # float rounding: some CUDA backward kernels (max pooling's) add atomically
+            torch.testing.assert_close(replayed[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    torch.testing.assert_close(replayed_stats, eager_stats, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_each_replay_draws_new_skip_dropout_masks(monkeypatch, deterministic, device):
+    """Twice from the same state on the same batch, with skip dropout: the masks are drawn anew at each
+    replay (on CUDA from the graph's own random offsets), not fixed when the graph was recorded."""
+    parts, steps, (pair, *_) = _graphed_steps(monkeypatch, device, DROPOUT)
+    before = _copy(_state(parts))
+    first = _stats(steps(*pair))
+    _restore(parts, before)
+    second = _stats(steps(*pair))
+    arch_loss = first[0], second[0]  # the step's first forward pass: only the masks differ
+    assert abs(arch_loss[0] - arch_loss[1]) > 1e-4 * abs(arch_loss[0])  # far above float rounding
+
+
+@NO_GPU
+def test_a_graphed_stage_fed_by_pinned_loaders_on_a_gpu(monkeypatch, deterministic):
     replays = []
 
     class Counted(graphs.CudaGraph):
@@ -129,19 +221,16 @@ def test_cuda_graphs_replay_the_eager_steps_on_a_gpu(monkeypatch, deterministic)
         for seed in (1, 2)
     )
 
-    def run(cuda_graph: bool, stage_=STAGE):
+    def run(cuda_graph: bool):
         return run_search_stage(
-            CANDIDATES, dataclasses.replace(settings, cuda_graph=cuda_graph), stage_, weight, arch,
+            CANDIDATES, dataclasses.replace(settings, cuda_graph=cuda_graph), STAGE, weight, arch,
             num_classes=3, in_channels=1, device="cuda",
         )  # fmt: skip
 
     eager, graphed = run(False), run(True)
     assert len(replays) == 2 * (8 - 3)  # every step after the warm-up ones: the recorded one too
-    torch.testing.assert_close(_alphas(graphed), _alphas(eager), rtol=1e-4, atol=1e-5)
-    for before, after in zip(eager.history, graphed.history):
-        assert after["train_loss"] == pytest.approx(before["train_loss"], rel=1e-4)
-    # With skip dropout, drawn through the graph's random offsets: two graphed runs alike (to float
-    # rounding: some CUDA backward kernels, max pooling's, add atomically), where other masks would
-    # move the alphas far more.
-    first, second = _alphas(run(True, DROPOUT)), _alphas(run(True, DROPOUT))
-    torch.testing.assert_close(first, second, rtol=1e-4, atol=1e-5)
+    # Ten steps apart, float rounding has grown (see above): the losses agree, the alphas are close.
+    for before, after in zip(eager.history, graphed.history, strict=True):
+        for key in ("train_loss", "arch_loss"):  # no architecture update in the warm-up epoch
+            assert after[key] == (None if before[key] is None else pytest.approx(before[key], rel=1e-3))
+    torch.testing.assert_close(_alphas(graphed), _alphas(eager), rtol=0, atol=1e-3)
