@@ -28,8 +28,10 @@ lint: setup
 	$(BIN)/ruff check pdarts pdarts_bench tests
 	$(BIN)/ruff format --check pdarts pdarts_bench tests
 
+# One test file per worker process (its module fixtures run once): on 2 cores 16 minutes, against
+# 22 in one process (2026-12-04).
 test: lint
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
