@@ -26,24 +26,11 @@ import time
 
 import torch
 
-from pdarts.search.stage import build_search, search_step
-from pdarts.search_space import full_candidates
-from pdarts.settings import SearchSettings, Stage
+from pdarts.search.stage import search_step
 from pdarts_bench.configs import CONFIGS, BenchConfig
-from pdarts_bench.steps import random_batch
+from pdarts_bench.steps import random_batch, search_parts, search_settings
 
 CASES = ("stage1-b96", "stage3-b32")  # configurations of pdarts bench
-
-
-def _parts(config: BenchConfig, settings, device):
-    torch.manual_seed(0)
-    stage = Stage(config.name, config.num_cells, config.skip_dropout)
-    parts = build_search(
-        full_candidates(config.ops), settings, stage, config.num_classes, config.in_channels, device
-    )
-    parts.model.set_skip_dropout(config.skip_dropout)
-    parts.model.train()
-    return parts
 
 
 def _timed(step, count: int, device) -> tuple[float, list[float]]:
@@ -58,7 +45,10 @@ def _timed(step, count: int, device) -> tuple[float, list[float]]:
     return sorted(times)[len(times) // 2], losses
 
 
-def measure(config: BenchConfig, settings, device, steps: int) -> dict:
+def measure(config: BenchConfig, precision: str, device, steps: int) -> dict:
+    # cuda_graph: build_search gives Adam its capturable form (the same update) for both ways.
+    mode = {"precision": precision, "channels_last": True, "cuda_graph": True}
+    settings, stage = search_settings(config, mode)
     weight, arch = random_batch(config, device, 1), random_batch(config, device, 2)
 
     def step_of(parts):
@@ -69,14 +59,14 @@ def measure(config: BenchConfig, settings, device, steps: int) -> dict:
 
     result = {}
     torch.cuda.reset_peak_memory_stats(device)
-    eager = step_of(_parts(config, settings, device))
+    eager = step_of(search_parts(config, settings, stage, device))
     eager_losses = _timed(eager, 3, device)[1]  # from the start, as the graph's warm-up below
     result["eager_s"], timed_losses = _timed(eager, steps, device)
     result["eager_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
     del eager
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
-    step = step_of(_parts(config, settings, device))
+    step = step_of(search_parts(config, settings, stage, device))
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
@@ -108,12 +98,10 @@ def main() -> None:
     device = torch.device(args.device)
     report = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__, "cases": {}}
     for precision in ("bf16", "fp32"):
-        # cuda_graph: build_search gives Adam its capturable form (the same update) for both ways.
-        settings = SearchSettings.defaults(precision=precision, channels_last=True, cuda_graph=True)
         for name in CASES:
             key = f"{name}/{precision}"
             try:
-                report["cases"][key] = measure(CONFIGS[name], settings, device, args.steps)
+                report["cases"][key] = measure(CONFIGS[name], precision, device, args.steps)
             except Exception as error:  # a measurement, not the library: report and go on
                 report["cases"][key] = {"failed": f"{type(error).__name__}: {error}"[:300]}
             print(key, json.dumps(report["cases"][key]), flush=True)

@@ -20,6 +20,7 @@ __all__ = [
     "make_search_step",
     "make_train_step",
     "random_batch",
+    "search_parts",
     "search_settings",
 ]
 
@@ -47,16 +48,13 @@ def search_settings(config: BenchConfig, settings: dict[str, Any]):
     return common, Stage(config.name, config.num_cells, config.skip_dropout)
 
 
-def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
-    """One step of a search stage: an architecture update, then a weight update."""
+def search_parts(config: BenchConfig, common, stage, device, example=None):
+    """The supernet of a configuration (seeded) with its optimizers, training at its skip dropout."""
     import torch
 
-    from pdarts.search.graphs import WARMUP_STEPS, GraphedSteps
-    from pdarts.search.stage import build_search, epoch_step
+    from pdarts.search.stage import build_search
     from pdarts.search_space import full_candidates
 
-    common, stage = search_settings(config, settings)
-    weight_batch, arch_batch = random_batch(config, device, 1), random_batch(config, device, 2)
     torch.manual_seed(0)
     parts = build_search(
         full_candidates(config.ops),
@@ -65,10 +63,22 @@ def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> S
         config.num_classes,
         config.in_channels,
         device,
-        example=weight_batch[0],
+        example=example,
     )
     parts.model.set_skip_dropout(config.skip_dropout)
     parts.model.train()
+    return parts
+
+
+def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
+    """One step of a search stage: an architecture update, then a weight update."""
+
+    from pdarts.search.graphs import WARMUP_STEPS, GraphedSteps
+    from pdarts.search.stage import epoch_step
+
+    common, stage = search_settings(config, settings)
+    weight_batch, arch_batch = random_batch(config, device, 1), random_batch(config, device, 2)
+    parts = search_parts(config, common, stage, device, example=weight_batch[0])
     # The stage's own step of an epoch: eager, or (cuda_graph) replayed from a graph, which is
     # recorded here, after its eager warm-up steps, so that every timed step is a replay.
     step_of_epoch = epoch_step(parts, parts.precision.grad_scaler(), common, device, warmup=False)
