@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdarts.fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
+from pdarts.fast_ops import BatchNorm2d, depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
 
 
 def _ms(fn, repeats: int = 20) -> float:
@@ -93,6 +93,11 @@ def main() -> None:
         (x, weight),
         grad,
     )
+    # Affine BatchNorm (a training network's), plain and pdarts's BatchNorm2d (the same unless the
+    # channel count is not a multiple of 16: try --channels 36).
+    plain_bn, fast_bn = nn.BatchNorm2d(c), BatchNorm2d(c)
+    fast_bn.weight, fast_bn.bias = plain_bn.weight, plain_bn.bias  # one set of parameters for both
+    _report("affine BatchNorm", lambda: plain_bn(x), lambda: fast_bn(x), (x, *plain_bn.parameters()), grad)
     # SkipDropout's mask, applied as torch.where on booleans (its former form) and as a product with
     # bytes (its form now); the mask itself is drawn the same way in both.
     keep = torch.rand(shape).contiguous(memory_format=torch.channels_last) >= 0.7

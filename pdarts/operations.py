@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast_ops import depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
+from .fast_ops import BatchNorm2d, depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
 from .search_space import PRIMITIVES
 
 __all__ = [
@@ -50,7 +50,7 @@ class ReLUConvBN(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -80,7 +80,7 @@ class DilConv(nn.Sequential):
                 bias=False,
             ),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            BatchNorm2d(c_out, affine=affine),
         )
         # With stride 2, dilation 2 and even padding, the depthwise conv reads only the pixels at
         # even coordinates: it equals an undilated stride-1 conv of those pixels with half the
@@ -142,7 +142,7 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+        self.bn = BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_activated(self.relu(x))

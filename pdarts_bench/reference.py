@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdarts import fast_ops
 from pdarts.networks.cell import image_stem, stack_cells
 from pdarts.search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
@@ -154,7 +155,7 @@ class ReferenceSupernet(nn.Module):
     ) -> None:
         super().__init__()
         candidates = {cell: [canonical_order(ops) for ops in candidates[cell]] for cell in CELL_TYPES}
-        self.stem = image_stem(in_channels, 3 * c)
+        self.stem = _plain_batch_norms(image_stem(in_channels, 3 * c))
 
         def make_cell(c_prev_prev, c_prev, channels, reduction, reduction_prev):
             ops = candidates["reduce" if reduction else "normal"]
@@ -198,9 +199,23 @@ def reference_search_step(model, weight_batch, arch_batch, weight_optimizer, alp
     return arch_loss, _update(model, weight_batch, weight_optimizer, weights, grad_clip)
 
 
+def _plain_batch_norms(module: nn.Module) -> nn.Module:
+    """``module`` with every ``fast_ops.BatchNorm2d`` replaced by an ``nn.BatchNorm2d`` with its state."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, fast_ops.BatchNorm2d):
+                twin = nn.BatchNorm2d(
+                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+                )
+                twin.load_state_dict(child.state_dict())
+                setattr(parent, name, twin.to(child.running_mean.device).train(child.training))
+    return module
+
+
 def to_reference(network: nn.Module) -> nn.Module:
     """An evaluation network with every op and cell input replaced by its reference twin (same
-    parameter names and values): the straightforward version of the library's training network."""
+    parameter names and values), its BatchNorm layers plain: the straightforward version of the
+    library's training network."""
     from pdarts import operations
 
     for module in list(network.modules()):
@@ -225,7 +240,7 @@ def to_reference(network: nn.Module) -> nn.Module:
             if twin is not None:
                 twin.load_state_dict(child.state_dict())
                 setattr(module, name, twin.to(next(child.parameters()).device))
-    return network
+    return _plain_batch_norms(network)
 
 
 def reference_train_step(network, batch, optimizer, auxiliary_weight, grad_clip):

@@ -155,6 +155,55 @@ def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
     assert out.grad_fn is None and int(bn.num_batches_tracked) == 1
 
 
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("channels", [36, 20, 6])
+def test_batch_norm_of_a_channels_last_map_has_the_plain_values_gradients_and_statistics(channels, affine):
+    """``fast_ops.BatchNorm2d`` over widths that are not multiples of 16 (rows of 4, 4 and 8 pixels),
+    on an offset map (the centring matters), twice (the running statistics compound)."""
+    torch.manual_seed(0)
+    plain = nn.BatchNorm2d(channels, affine=affine)
+    if affine:
+        nn.init.uniform_(plain.weight, 0.5, 1.5)
+        nn.init.normal_(plain.bias)
+    fast = fast_ops.BatchNorm2d(channels, affine=affine)
+    fast.load_state_dict(plain.state_dict())
+    x = (3 * torch.randn(4, channels, 6, 6) + 2).contiguous(memory_format=torch.channels_last)
+    assert fast_ops._wide_batch_norm_applies(x, fast)
+    grad = torch.randn(4, channels, 6, 6).transpose(2, 3)  # strided, as from a cat
+    results = {}
+    for name, bn in (("plain", plain), ("fast", fast)):
+        xi = x.clone().requires_grad_()
+        for _ in range(2):
+            out = bn(xi).relu_()  # in place, as SepConv's second ReLU: a tensor of its own, not a view
+            out.backward(grad)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        results[name] = [out, xi.grad, *(p.grad for p in bn.parameters())]
+        results[name] += [bn.running_mean, bn.running_var, bn.num_batches_tracked]
+    assert type(results["fast"][0].grad_fn.next_functions[0][0]) is not type(
+        results["plain"][0].grad_fn.next_functions[0][0]
+    )
+    assert len(results["fast"]) == len(results["plain"]) == (7 if affine else 5)
+    for f, p in zip(results["fast"], results["plain"]):
+        torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_is_plain_where_its_form_does_not_apply():
+    bn = fast_ops.BatchNorm2d(20)
+    channels_last = torch.randn(4, 20, 6, 6).contiguous(memory_format=torch.channels_last)
+    assert fast_ops._wide_batch_norm_applies(channels_last, bn)
+    assert not fast_ops._wide_batch_norm_applies(channels_last.contiguous(), bn)  # NCHW: fast already
+    assert not fast_ops._wide_batch_norm_applies(
+        channels_last[:, :16].contiguous(memory_format=torch.channels_last), bn
+    )
+    assert not fast_ops._wide_batch_norm_applies(channels_last[:1, :, :3, :3], bn)  # 9 pixels, rows of 4
+    assert not fast_ops._wide_batch_norm_applies(channels_last.bfloat16(), bn)
+    bn.eval()
+    assert not fast_ops._wide_batch_norm_applies(channels_last, bn)
+    torch.testing.assert_close(
+        bn(channels_last), F.batch_norm(channels_last, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+    )
+
+
 def test_dense_gradient_hands_on_the_same_gradient_in_the_input_layout():
     x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
     seen = []

@@ -15,6 +15,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..fast_ops import BatchNorm2d
 from ..genotype import Genotype
 from ..layers import DropPath, dense_gradient
 from ..operations import FactorizedReduce, ReLUConvBN, build_op
@@ -33,7 +34,7 @@ __all__ = [
 
 def image_stem(in_channels: int, channels: int) -> nn.Sequential:
     """The small-image stem of the CIFAR network and the supernet: a 3x3 convolution and BatchNorm."""
-    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), BatchNorm2d(channels))
 
 
 def cell_inputs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..fast_ops import BatchNorm2d
 from ..genotype import Genotype
 from .cell import CellStack, EvalNetwork
 from .heads import AuxiliaryHead, imagenet_auxiliary_head
@@ -47,15 +48,15 @@ class ImageNetNetwork(EvalNetwork):
         c = init_channels
         self.stem0 = nn.Sequential(
             nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c // 2),
+            BatchNorm2d(c // 2),
             nn.ReLU(inplace=True),
             nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
+            BatchNorm2d(c),
         )
         self.stem1 = nn.Sequential(
             nn.ReLU(inplace=False),  # stem0's output is also the first cell's input 0: keep it intact
             nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
+            BatchNorm2d(c),
         )
         self.cells = CellStack(genotype, num_cells, c, c, c, reduction_prev=True)
         self.auxiliary_head: AuxiliaryHead | None = (
