@@ -309,23 +309,22 @@ class _WideBatchNorm(torch.autograd.Function):
             running_var.mul_(1 - momentum).add_(var, alpha=momentum * count / max(count - 1, 1))
         # A tensor of its own, not a view: the op after may work in place (SepConv's second ReLU).
         y = torch.empty_like(x, memory_format=torch.channels_last)
-        stats = mean.repeat(factor), var.repeat(factor)
-        _normalize(wide, _tile(weight, factor), _tile(bias, factor), *stats, eps, _wide(y, factor))
+        wide_mean, wide_var, wide_weight, wide_bias = _tile(factor, mean, var, weight, bias)
+        _normalize(wide, wide_weight, wide_bias, wide_mean, wide_var, eps, _wide(y, factor))
         ctx.eps, ctx.factor = eps, factor
-        ctx.save_for_backward(x, weight, mean, var)
+        ctx.save_for_backward(x, weight, var, wide_mean, wide_var)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, mean, var = ctx.saved_tensors
+        x, weight, var, wide_mean, wide_var = ctx.saved_tensors
         eps, factor = ctx.eps, ctx.factor
         channels = x.shape[1]
         count = x.numel() // channels
         wide, grad = _wide(x, factor), _wide(grad.contiguous(memory_format=torch.channels_last), factor)
-        stats = mean.repeat(factor), var.repeat(factor)
         # Eval mode: the kernel's column sums with the statistics given, the gradient of (x - mean) * invstd.
         _, grad_normalized, grad_sum = torch.ops.aten.native_batch_norm_backward(
-            grad, wide, None, *stats, None, None, False, eps, [False, True, True]
+            grad, wide, None, wide_mean, wide_var, None, None, False, eps, [False, True, True]
         )
         grad_normalized = _per_channel(grad_normalized, channels)  # sum(g * (x - mean) * invstd)
         grad_sum = _per_channel(grad_sum, channels)
@@ -336,16 +335,21 @@ class _WideBatchNorm(torch.autograd.Function):
             if weight is not None:
                 scale = scale * weight
             grad_x = torch.empty_like(x, memory_format=torch.channels_last)
-            slope, shift = scale * grad_normalized / -count, scale * grad_sum / -count
-            _normalize(wide, slope.repeat(factor), shift.repeat(factor), *stats, eps, _wide(grad_x, factor))
-            _wide(grad_x, factor).addcmul_(grad, scale.repeat(factor))
+            slope, shift, scale = _tile(
+                factor, scale * grad_normalized / -count, scale * grad_sum / -count, scale
+            )
+            _normalize(wide, slope, shift, wide_mean, wide_var, eps, _wide(grad_x, factor))
+            _wide(grad_x, factor).addcmul_(grad, scale)
         grad_weight = grad_normalized if ctx.needs_input_grad[1] else None
         grad_bias = grad_sum if ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias, None, None, None, None
 
 
-def _tile(t: torch.Tensor | None, factor: int) -> torch.Tensor | None:
-    return None if t is None else t.repeat(factor)
+def _tile(factor: int, *vectors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Each per-channel vector repeated ``factor`` times (a ``_wide`` matrix's row), in one call."""
+    given = [v for v in vectors if v is not None]
+    tiled = iter(torch.stack(given).repeat(1, factor).unbind())
+    return [None if v is None else next(tiled) for v in vectors]
 
 
 def _normalize(wide, weight, bias, mean, var, eps, out) -> None:
