@@ -2,11 +2,15 @@
 scaling on CUDA, channels_last).
 
 ``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones)
-and on CPUs that compute bf16 natively (AMX or AVX-512 BF16), else fp32. Measured here (2 cores of
-an AMD EPYC with AVX-512 BF16, ``pdarts bench``): bf16 trained the CIFAR network 1.5-1.8x and the
-ImageNet network 1.15-1.2x faster than fp32 in two runs, and no faster in a third (README). bf16
-combined with channels_last gave non-finite, run-to-run different losses on small feature maps on
-the CPU in torch 2.14 (oneDNN), so on the CPU bf16 runs in the contiguous layout.
+and fp32 on CPUs. Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts bench``, README),
+fp32 in channels_last is the fastest form of every step there: search steps in bf16 are no faster
+than fp32 (0.9x at stage 1) and half as fast as fp32 in channels_last, the depthwise convolutions
+that dominate them having no fast bf16 kernels in oneDNN; training steps in bf16 (contiguous) took
+1.63x less time than the reference on CIFAR and 1.08x on ImageNet, fp32 in channels_last 1.81x and
+1.31x (2026-12-04, the same run). bf16 stays a memory setting on the CPU (0.59x the reference's
+memory on CIFAR against 0.89x). bf16 combined with channels_last gave non-finite, run-to-run
+different losses on small feature maps on the CPU in torch 2.14 (oneDNN), so on the CPU bf16 runs in
+the contiguous layout.
 """
 
 from __future__ import annotations
@@ -22,11 +26,6 @@ __all__ = ["Precision", "resolve_precision"]
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def _cpu_has_native_bf16() -> bool:
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def resolve_precision(name: str, device: torch.device, channels_last: bool) -> P
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = "bf16" if _cpu_has_native_bf16() else "fp32"
+            name = "fp32"
     if name == "fp16" and device.type != "cuda":
         from .errors import PdartsError
 

@@ -293,13 +293,7 @@ def build_search(
     With ``settings.compile``, the cells are compiled and tried at once on ``example`` (a batch of
     images, or its shape's zeros): if compilation fails there, a warning, and the cells stay eager.
     """
-    name = settings.precision
-    if name == "auto" and device.type == "cpu":
-        # Measured on 2 cores with AVX-512 BF16: bf16 search steps are no faster than fp32 (0.9x at
-        # stage 1) and half as fast as fp32 in channels_last; the depthwise convolutions that
-        # dominate a search step have no fast bf16 kernels in oneDNN. bf16 stays a memory setting.
-        name = "fp32"
-    precision = resolve_precision(name, device, settings.channels_last)
+    precision = resolve_precision(settings.precision, device, settings.channels_last)
     ops = max(len(ops) for ops in candidates["normal"])
     log.info(
         "stage %s: %d cells, %d ops per edge, skip dropout %.2f",
