@@ -375,8 +375,8 @@ def _wide_batch_norm_applies(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNor
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters, buffers and results) with ``_WideBatchNorm``'s faster
-    training-mode pass where it applies (see the module's docstring)."""
+    """``nn.BatchNorm2d`` (the same parameters and buffers, the same results to fp32 rounding) with
+    ``_WideBatchNorm``'s faster training-mode pass where it applies (see the module's docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _wide_batch_norm_applies(x, self):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pdarts import operations
+from pdarts import fast_ops, operations
 from pdarts.genotype import GENOTYPES
 from pdarts.networks import CifarNetwork
 from pdarts.search.model import SearchNetwork
@@ -96,12 +96,15 @@ def test_one_search_step_of_each_leaves_the_same_parameters():
         torch.testing.assert_close(param, reference_parameters[name], **TOLERANCE, msg=name)
 
 
-def test_reference_training_network_has_the_same_loss_and_gradients():
+def test_reference_training_network_has_the_same_loss_and_gradients(monkeypatch):
+    # The library's forms on these small maps too (fast_ops.BatchNorm2d: 8, 24 channels...).
+    monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 0)
     torch.manual_seed(0)
     fast = CifarNetwork(GENOTYPES["PDARTS"], 5, 8, 10).train()  # reductions at 1 and 3, an auxiliary head
     reference = to_reference(copy.deepcopy(fast))
-    library_ops = (operations.SepConv, operations.DilConv, operations.FactorizedReduce)
+    library_ops = (operations.SepConv, operations.DilConv, operations.FactorizedReduce, fast_ops.BatchNorm2d)
     assert not any(isinstance(module, library_ops) for module in reference.modules())
+    assert sum(isinstance(module, fast_ops.BatchNorm2d) for module in fast.modules()) > 20
     assert reference.state_dict().keys() == fast.state_dict().keys()
     images, target = _batch(4)
 
