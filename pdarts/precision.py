@@ -5,9 +5,9 @@ scaling on CUDA, channels_last).
 and fp32 on CPUs. Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts bench``, README),
 fp32 in channels_last is the fastest form of every step there: search steps in bf16 are no faster
 than fp32 (0.9x at stage 1) and half as fast as fp32 in channels_last, the depthwise convolutions
-that dominate them having no fast bf16 kernels in oneDNN; training steps in bf16 (contiguous) took
-1.63x less time than the reference on CIFAR and 1.08x on ImageNet, fp32 in channels_last 1.81x and
-1.31x (2026-12-04, the same run). bf16 stays a memory setting on the CPU (0.59x the reference's
+that dominate them having no fast bf16 kernels in oneDNN; training steps in bf16 (contiguous) ran
+1.63x the reference's speed on CIFAR and 1.08x on ImageNet, fp32 in channels_last 1.81x and 1.31x
+(2026-12-04, the same run). bf16 stays a memory setting on the CPU (0.59x the reference's
 memory on CIFAR against 0.89x). bf16 combined with channels_last gave non-finite, run-to-run
 different losses on small feature maps on the CPU in torch 2.14 (oneDNN), so on the CPU bf16 runs in
 the contiguous layout.

@@ -72,7 +72,6 @@ def search_parts(config: BenchConfig, common, stage, device, example=None):
 
 def make_search_step(config: BenchConfig, settings: dict[str, Any], device) -> Step:
     """One step of a search stage: an architecture update, then a weight update."""
-
     from pdarts.search.graphs import WARMUP_STEPS, GraphedSteps
     from pdarts.search.stage import epoch_step
 
