@@ -37,6 +37,7 @@ precision under autocast, strides, affine BatchNorm, under ``torch.compile``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,9 @@ __all__ = [
     "memory_layout",
     "pointwise_batch_norm",
     "pooled_batch_norm",
+    "pools_shared",
     "scaled_batch_norm",
+    "shared_pooled_batch_norm",
 ]
 
 #: Activations smaller than this take the plain ops: there, a custom autograd function's Python
@@ -250,6 +253,89 @@ class _PooledBatchNorm(torch.autograd.Function):
         grad_z, grad_scale = _batch_norm_backward(ctx, grad, z.detach(), bn_weight, mean, invstd)
         (grad_x,) = torch.autograd.grad(z, x, grad_z)
         return grad_x, None, grad_scale, None, None, None, None
+
+
+class _SharedPooledBatchNorm(torch.autograd.Function):
+    """``[scale * bn(pool(x)) for scale in scales]``: one pooling and one training-mode BatchNorm (no
+    affine parameters) for several scales, keeping only ``x``.
+
+    The edges that leave one state of a search cell with the same pool alive all pool and normalise
+    the same map with the same batch statistics; only their weights differ. Here that map is computed
+    once, and again in the backward pass, whose BatchNorm and pooling run once on the gradients'
+    weighted sum. Each scale's gradient is the sum of its output's gradient times the normalised map
+    (BatchNorm's backward reductions, as for one edge).
+    """
+
+    @staticmethod
+    def forward(ctx, x, pool, running_mean, running_var, momentum, eps, *scales):
+        y, mean, invstd = torch.native_batch_norm(
+            pool(x), None, None, running_mean, running_var, True, momentum, eps
+        )
+        ctx.pool, ctx.eps = pool, eps
+        ctx.save_for_backward(x, mean, invstd, *scales)
+        return tuple(y * scale for scale in scales)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x, mean, invstd, *scales = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_()
+            z = ctx.pool(x)
+        layout = memory_layout(z)
+        grads = [None if g is None else g.contiguous(memory_format=layout) for g in grads]
+        grad_y = None
+        for grad, scale in zip(grads, scales):
+            if grad is not None:
+                grad_y = grad * scale if grad_y is None else grad_y.addcmul_(grad, scale)
+        grad_scales = [None] * len(scales)
+        for i, grad in enumerate(grads):
+            if grad is not None and ctx.needs_input_grad[6 + i]:
+                # sum(grad * normalised z), per channel by BatchNorm's own backward reductions
+                grad_scales[i] = torch.ops.aten.native_batch_norm_backward(
+                    grad, z.detach(), None, None, None, mean, invstd, True, ctx.eps, [False, True, False]
+                )[1].sum()
+        grad_x = None
+        if grad_y is not None and ctx.needs_input_grad[0]:
+            grad_z = torch.ops.aten.native_batch_norm_backward(
+                grad_y, z.detach(), None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
+            )[0]
+            (grad_x,) = torch.autograd.grad(z, x, grad_z)
+        return grad_x, None, None, None, None, None, *grad_scales
+
+
+def pools_shared(x: torch.Tensor, bns: Sequence[nn.modules.batchnorm._BatchNorm]) -> bool:
+    """Whether ``shared_pooled_batch_norm(x, pool, bns, scales)`` pools once: two layers or more, and not
+    the plain ops (``_plain_batch_norm``)."""
+    return len(bns) > 1 and not _plain_batch_norm(x, bns[0])
+
+
+def shared_pooled_batch_norm(
+    x: torch.Tensor,
+    pool: nn.Module,
+    bns: Sequence[nn.modules.batchnorm._BatchNorm],
+    scales: Sequence[torch.Tensor],
+) -> list[torch.Tensor]:
+    """``[pooled_batch_norm(x, pool, bn, scale) for bn, scale in zip(bns, scales)]`` for BatchNorm layers
+    whose running statistics are equal (the edges that leave one search state with the same pool),
+    pooling and normalising once (``_SharedPooledBatchNorm``).
+
+    The first layer's running statistics take the update and the others copy them, so they stay
+    equal; each layer counts the batch. The plain ops, one per layer, where ``_plain_batch_norm`` says
+    so.
+    """
+    first = bns[0]
+    if not pools_shared(x, bns):
+        return [pooled_batch_norm(x, pool, bn, scale) for bn, scale in zip(bns, scales)]
+    momentum = _momentum(first)
+    for bn in bns[1:]:
+        _momentum(bn)  # counts the batch
+    outputs = _SharedPooledBatchNorm.apply(
+        x, pool, first.running_mean, first.running_var, momentum, first.eps, *scales
+    )
+    for bn in bns[1:]:
+        bn.running_mean.copy_(first.running_mean)
+        bn.running_var.copy_(first.running_var)
+    return list(outputs)
 
 
 def _plain_batch_norm(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> bool:

@@ -145,6 +145,38 @@ def test_pooled_batch_norm_has_the_plain_values_gradients_and_statistics_and_kee
     assert x.untyped_storage().data_ptr() in kept and len(big) <= 3  # scale, mean, invstd
 
 
+@pytest.mark.parametrize("scale_trained", [True, False])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False)])
+def test_shared_pooled_batch_norm_is_each_edges_pooled_batch_norm_and_keeps_only_its_input(
+    pool, layout, scale_trained
+):
+    """Three edges leaving one state with the same pool: one pooling and BatchNorm, the same outputs,
+    gradients and running statistics as three plain ones, twice (the statistics compound)."""
+    torch.manual_seed(0)
+    fast_bns = [nn.BatchNorm2d(5, affine=False) for _ in range(3)]
+    plain_bns = [nn.BatchNorm2d(5, affine=False) for _ in range(3)]
+    scales = [torch.tensor(s, requires_grad=scale_trained) for s in (0.6, 0.3, 1.7)]
+    for _ in range(2):
+        x = (2 * torch.randn(4, 5, 7, 7) + 1).contiguous(memory_format=layout).requires_grad_()
+        kept, fast = _kept_storages(lambda: fast_ops.shared_pooled_batch_norm(x, pool, fast_bns, scales))
+        plain = [s * bn(pool(x)) for s, bn in zip(scales, plain_bns)]
+        size = plain[0].shape[-1]
+        grads = [torch.randn(4, 5, size, size).transpose(2, 3) for _ in plain]
+        for f, p in zip(fast, plain):
+            torch.testing.assert_close(f, p)
+        inputs = [x] + [s for s in scales if s.requires_grad]
+        fast_grads = torch.autograd.grad(fast, inputs, grads)
+        plain_grads = torch.autograd.grad(plain, inputs, grads)
+        for f, p in zip(fast_grads, plain_grads):
+            torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
+        for fast_bn, plain_bn in zip(fast_bns, plain_bns):
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                torch.testing.assert_close(getattr(fast_bn, name), getattr(plain_bn, name))
+        big = {ptr for ptr in kept if ptr != x.untyped_storage().data_ptr()}
+        assert x.untyped_storage().data_ptr() in kept and len(big) <= 5  # mean, invstd, 3 scales
+
+
 def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
     bn = nn.BatchNorm2d(3, affine=False).eval()
     x, weight = torch.randn(2, 4, 5, 5), torch.randn(3, 4, 1, 1)

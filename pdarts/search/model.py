@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..fast_ops import pooled_batch_norm
+from ..fast_ops import pooled_batch_norm, pools_shared, shared_pooled_batch_norm
 from ..layers import dense_gradient
 from ..networks.cell import cell_inputs, image_stem, stack_cells
 from ..operations import build_op
@@ -108,16 +108,29 @@ class MixedOp(nn.Module):
         """Whether an op of this edge reads ``relu(x)``."""
         return "activated" in self._kinds
 
+    @property
+    def pool_names(self) -> list[str]:
+        """The names of this edge's pooling ops."""
+        return [name for name, kind in zip(self.ops, self._kinds) if kind == "scaled"]
+
     def forward(
-        self, x: torch.Tensor, op_probabilities: torch.Tensor, activated: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        op_probabilities: torch.Tensor,
+        activated: torch.Tensor | None = None,
+        computed: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """The weighted sum on ``x``; ``activated`` is ``relu(x)`` if the caller has it already."""
+        """The weighted sum on ``x``; ``activated`` is ``relu(x)`` if the caller has it already, and
+        ``computed`` holds weighted op outputs (by op name) that the caller computed already."""
         if not self.ops:  # only `none` is alive: zeros of the strided shape
             return x[:, :, :: self.stride, :: self.stride].mul(0.0)
         out = None
-        for index, op, kind in zip(self._weight_index, self.ops.values(), self._kinds):
+        computed = computed or {}
+        for index, (name, op), kind in zip(self._weight_index, self.ops.items(), self._kinds):
             probability = op_probabilities[index]
-            if kind == "activated":
+            if name in computed:
+                term = computed[name]
+            elif kind == "activated":
                 activated = F.relu(x) if activated is None else activated
                 term = op.forward_activated(activated, probability)
             elif kind == "scaled":
@@ -153,14 +166,39 @@ class SearchCell(nn.Module):
             MixedOp(channels, 2 if reduction and source < 2 else 1, ops, skip_dropout=skip_dropout)
             for (_, source), ops in zip(EDGES, candidates)
         )
+        # The edges that read each state (2 inputs, then the nodes).
+        self._edges_from = [
+            [e for e, (_, source) in enumerate(EDGES) if source == s] for s in range(NUM_NODES + 2)
+        ]
+
+    def _pools(
+        self, state: int, h: torch.Tensor, op_probabilities: Sequence[torch.Tensor], computed: list[dict]
+    ) -> None:
+        """The pooling ops of the edges that leave ``state`` (``h``), each pool name's map computed once
+        for all of them (``shared_pooled_batch_norm``), into ``computed[edge][name]``."""
+        by_name: dict[str, list[int]] = {}
+        for e in self._edges_from[state]:
+            for name in self.edges[e].pool_names:
+                by_name.setdefault(name, []).append(e)
+        for name, edges in by_name.items():
+            ops = [self.edges[e].ops[name] for e in edges]
+            if not pools_shared(h, [op[1] for op in ops]):
+                continue  # each edge pools when its turn comes, as the plain ops do
+            scales = [op_probabilities[e][self.edges[e].op_names.index(name)] for e in edges]
+            terms = shared_pooled_batch_norm(h, ops[0][0], [op[1] for op in ops], scales)
+            for e, term in zip(edges, terms):
+                computed[e][name] = term
 
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         # relu(state), computed once for all the edges that leave a state (kept once for the
-        # backward pass too, which sums their gradients before the ReLU's).
+        # backward pass too, which sums their gradients before the ReLU's); likewise each pool.
         activated: list[torch.Tensor | None] = [None, None]
+        computed: list[dict[str, torch.Tensor]] = [{} for _ in self.edges]
+        for i, h in enumerate(states):
+            self._pools(i, h, op_probabilities, computed)
         edge = 0
         for _ in range(NUM_NODES):
             node = None
@@ -168,11 +206,14 @@ class SearchCell(nn.Module):
                 mixed = self.edges[edge + i]
                 if activated[i] is None and mixed.reads_activated:
                     activated[i] = F.relu(h)
-                term = mixed(h, op_probabilities[edge + i], activated[i])
+                term = mixed(h, op_probabilities[edge + i], activated[i], computed[edge + i])
+                computed[edge + i] = {}  # the terms' memory goes with the sum
                 node = term if node is None else node.add_(term)  # a fresh sum: in place
             edge += len(states)
             states.append(dense_gradient(node))
             activated.append(None)
+            if len(states) < NUM_NODES + 2:
+                self._pools(len(states) - 1, states[-1], op_probabilities, computed)
         return torch.cat(states[2:], dim=1)
 
 
