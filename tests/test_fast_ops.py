@@ -159,7 +159,7 @@ def test_shared_pooled_batch_norm_is_each_edges_pooled_batch_norm_and_keeps_only
     scales = [torch.tensor(s, requires_grad=scale_trained) for s in (0.6, 0.3, 1.7)]
     for _ in range(2):
         x = (2 * torch.randn(4, 5, 7, 7) + 1).contiguous(memory_format=layout).requires_grad_()
-        kept, fast = _kept_storages(lambda: fast_ops.shared_pooled_batch_norm(x, pool, fast_bns, scales))
+        kept, fast = _kept_storages(lambda x=x: fast_ops.shared_pooled_batch_norm(x, pool, fast_bns, scales))
         plain = [s * bn(pool(x)) for s, bn in zip(scales, plain_bns)]
         size = plain[0].shape[-1]
         grads = [torch.randn(4, 5, size, size).transpose(2, 3) for _ in plain]
