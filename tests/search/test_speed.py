@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pdarts.search.pruning import prune_candidates
 from pdarts.search.stage import SearchSettings, Stage, StageResult, build_search, run_search_stage
@@ -215,3 +216,47 @@ def test_channels_last_search_steps_on_small_batches_do_not_corrupt_memory():
         [sys.executable, "-c", _SMALL_CHANNELS_LAST_STEPS], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+class _CountPools(TorchDispatchMode):
+    """Counts the max-pool kernels run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls += "max_pool2d" in func.__name__ and "backward" not in func.__name__
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("reduction", [False, True])
+def test_a_search_cell_pools_each_state_once_with_the_plain_cells_values(monkeypatch, reduction):
+    """The edges leaving one state with the same pool share one pooling and BatchNorm
+    (``shared_pooled_batch_norm``): 5 max pools a forward pass instead of 14 (the last node's state has
+    one edge), the same output, gradients and every edge's running statistics as the cell pooling per
+    edge (the plain ops, on maps under ``MIN_ELEMENTS``)."""
+    from pdarts import fast_ops
+    from pdarts.search.model import SearchCell
+    from pdarts.search_space import EDGES, PRIMITIVES
+
+    torch.manual_seed(0)
+    cells = [SearchCell([PRIMITIVES] * len(EDGES), 6, 6, 4, reduction, False, False) for _ in range(2)]
+    cells[1].load_state_dict(cells[0].state_dict())
+    s0, s1 = torch.randn(2, 6, 8, 8), torch.randn(2, 6, 8, 8)
+    alphas = [torch.randn(len(PRIMITIVES), requires_grad=True) for _ in EDGES]
+    grad = torch.randn(2, 16, 4 if reduction else 8, 4 if reduction else 8)
+    results = []
+    for cell, shared in zip(cells, (False, True)):
+        monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 0 if shared else 1 << 30)
+        with _CountPools() as counted:
+            out = cell(s0, s1, [a.softmax(0) for a in alphas])
+        grads = torch.autograd.grad(out, alphas + list(cell.parameters()), grad)
+        results.append((counted.calls, out, grads))
+    (plain_pools, plain, plain_grads), (pools, fast, fast_grads) = results
+    assert (plain_pools, pools) == (14, 5)
+    torch.testing.assert_close(fast, plain)
+    for f, p in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
+    for name, value in cells[0].state_dict().items():
+        torch.testing.assert_close(cells[1].state_dict()[name], value, msg=name)
