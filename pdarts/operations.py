@@ -53,6 +53,12 @@ class ReLUConvBN(nn.Sequential):
             BatchNorm2d(c_out, affine=affine),
         )
 
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolution and BatchNorm of an input already through the ReLU (a network computes one ReLU
+        of each cell output for the two cells that read it)."""
+        _, conv, bn = self
+        return bn(conv(x))
+
 
 class DilConv(nn.Sequential):
     """ReLU, dilated depthwise kxk conv, pointwise 1x1 conv, BatchNorm."""

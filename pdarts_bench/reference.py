@@ -221,7 +221,10 @@ def to_reference(network: nn.Module) -> nn.Module:
     for module in list(network.modules()):
         for name, child in list(module.named_children()):
             twin = None
-            if isinstance(child, operations.FactorizedReduce):
+            if isinstance(child, operations.ReLUConvBN):
+                # The same modules, without forward_activated: each cell rectifies its own inputs.
+                twin = nn.Sequential(*child)
+            elif isinstance(child, operations.FactorizedReduce):
                 twin = FactorizedReduce(child.conv_1.in_channels, 2 * child.conv_1.out_channels, True)
             elif isinstance(child, operations.SepConv):
                 depthwise = child[0][1]

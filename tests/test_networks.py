@@ -2,11 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pdarts.genotype import GENOTYPES
 from pdarts.layers import DropPath, drop_path
 from pdarts.networks import CifarNetwork, EvalCell, ImageNetNetwork
 from pdarts.networks.heads import AuxiliaryPool
+from pdarts.operations import ReLUConvBN
 from pdarts.profile import count_macs, count_parameters
 from pdarts.settings import schema_defaults
 
@@ -109,6 +111,48 @@ def test_imagenet_output_shapes(size, aux_size):
     assert _spatial_size_at_auxiliary_head(net, x) == aux_size
     assert net.eval()(x)[1] is None
     assert net.drop_path_prob == 0.0
+
+
+class _CountReLUs(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls += func.__name__.startswith("relu")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("network", ["cifar", "imagenet"])
+def test_each_cell_output_is_rectified_once_for_the_two_cells_that_read_it(network):
+    """The stack computes one ReLU per state the cells read (the first cell's two inputs, then every
+    cell output but the last) where each cell used to compute its own two; the same logits and
+    gradients as cells that rectify their own inputs (every ``ReLUConvBN`` made a plain
+    ``nn.Sequential``, which cannot take rectified inputs)."""
+    torch.manual_seed(0)
+    if network == "cifar":
+        nets = [CifarNetwork(PDARTS, num_cells=5, init_channels=8, num_classes=10) for _ in range(2)]
+    else:
+        nets = [ImageNetNetwork(PDARTS, num_cells=5, init_channels=8, num_classes=10) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    for module in list(nets[1].modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, ReLUConvBN):
+                setattr(module, name, nn.Sequential(*child))
+    x = torch.randn(2, 3, 32, 32)
+    results = []
+    for net in nets:
+        with _CountReLUs() as counted:
+            logits, _ = net.eval()(x)
+        results.append(
+            (counted.calls, logits, torch.autograd.grad(logits.sum(), list(net.cells.parameters())))
+        )
+    (shared, logits, grads), (plain, plain_logits, plain_grads) = results
+    first_inputs = 1 if network == "cifar" else 2  # the CIFAR stem's output is both inputs
+    assert plain - shared == 2 * 5 - (first_inputs + 4)
+    torch.testing.assert_close(logits, plain_logits)
+    for g, p in zip(grads, plain_grads):
+        torch.testing.assert_close(g, p)
 
 
 def test_imagenet_first_cell_reduces_the_stems_first_output():

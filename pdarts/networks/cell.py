@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..fast_ops import BatchNorm2d
@@ -27,7 +28,10 @@ __all__ = [
     "EvalNetwork",
     "cell_inputs",
     "image_stem",
+    "preprocess",
+    "reads_activated",
     "reduction_indices",
+    "run_cells",
     "stack_cells",
 ]
 
@@ -47,6 +51,43 @@ def cell_inputs(
     else:
         preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=affine)
     return preprocess0, ReLUConvBN(c_prev, channels, 1, 1, 0, affine=affine)
+
+
+def preprocess(cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, activated: bool) -> list[torch.Tensor]:
+    """``cell``'s two preprocessed inputs. Both preprocessing ops start with a ReLU; with ``activated``,
+    ``s0`` and ``s1`` went through it already and the ops start after it."""
+    if activated:
+        return [cell.preprocess0.forward_activated(s0), cell.preprocess1.forward_activated(s1)]
+    return [cell.preprocess0(s0), cell.preprocess1(s1)]
+
+
+def reads_activated(cell: nn.Module) -> bool:
+    """Whether ``cell`` can take its inputs through their ReLU (``preprocess``)."""
+    return all(hasattr(op, "forward_activated") for op in (cell.preprocess0, cell.preprocess1))
+
+
+def run_cells(
+    cells: Sequence, s0: torch.Tensor, s1: torch.Tensor, call=None, keep: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Runs ``cells`` in turn, each reading the two states before it; returns the last cell's output and
+    cell ``keep``'s. ``call(index, a0, a1, activated)`` runs cell ``index`` (default:
+    ``cells[index](a0, a1, activated=activated)``).
+
+    Every cell output but the last is read by the next two cells, each starting with a ReLU of it: the
+    ReLU is computed once for both (and kept once for the backward pass) where the cells take
+    activated inputs (``reads_activated``).
+    """
+    call = call or (lambda index, a0, a1, activated: cells[index](a0, a1, activated=activated))
+    activated = all(reads_activated(cell) for cell in cells)
+    if activated:
+        s0, s1 = (F.relu(s0), F.relu(s1)) if s1 is not s0 else (F.relu(s0),) * 2
+    out = kept = None
+    for index in range(len(cells)):
+        out = call(index, s0, s1, activated)
+        if index == keep:
+            kept = out
+        s0, s1 = s1, (F.relu(out) if activated and index + 1 < len(cells) else out)
+    return out, kept
 
 
 def stack_cells(
@@ -106,8 +147,9 @@ class EvalCell(nn.Module):
         self._drops_path = tuple(not isinstance(op, nn.Identity) for op in self.ops)
         self.out_channels = len(self.concat) * channels
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, activated: bool = False) -> torch.Tensor:
+        """The cell on its inputs, or on their ReLUs with ``activated`` (see ``preprocess``)."""
+        states = preprocess(self, s0, s1, activated)
         ops_per_node = len(self.ops) // NUM_NODES
         for node in range(NUM_NODES):
             node_sum = None
@@ -175,12 +217,7 @@ class CellStack(nn.ModuleList):
         Returns:
             The last cell's output and the output of cell ``auxiliary_index``.
         """
-        auxiliary_input = s1
-        for index, cell in enumerate(self):
-            s0, s1 = s1, cell(s0, s1)
-            if index == self.auxiliary_index:
-                auxiliary_input = s1
-        return s1, auxiliary_input
+        return run_cells(self, s0, s1, keep=self.auxiliary_index)
 
 
 def reduction_indices(num_cells: int) -> Sequence[int]:

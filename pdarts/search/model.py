@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..fast_ops import pooled_batch_norm, pools_shared, shared_pooled_batch_norm
 from ..layers import dense_gradient
-from ..networks.cell import cell_inputs, image_stem, stack_cells
+from ..networks.cell import cell_inputs, image_stem, preprocess, run_cells, stack_cells
 from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
@@ -190,9 +190,14 @@ class SearchCell(nn.Module):
                 computed[e][name] = term
 
     def forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: Sequence[torch.Tensor]
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        op_probabilities: Sequence[torch.Tensor],
+        activated: bool = False,
     ) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        """The cell on its inputs, or on their ReLUs with ``activated`` (``networks.cell.preprocess``)."""
+        states = preprocess(self, s0, s1, activated)
         # relu(state), computed once for all the edges that leave a state (kept once for the
         # backward pass too, which sums their gradients before the ReLU's); likewise each pool.
         activated: list[torch.Tensor | None] = [None, None]
@@ -294,9 +299,14 @@ def _running_statistics_kept(module: nn.Module) -> Iterator[None]:
 
 
 def _checkpointed(
-    cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, op_probabilities: list[torch.Tensor]
+    cell: nn.Module,
+    s0: torch.Tensor,
+    s1: torch.Tensor,
+    op_probabilities: list[torch.Tensor],
+    activated: bool,
 ) -> torch.Tensor:
-    """``cell(s0, s1, op_probabilities)`` keeping only its inputs for the backward pass, which recomputes it.
+    """``cell(s0, s1, op_probabilities, activated)`` keeping only its inputs for the backward pass, which
+    recomputes it.
 
     The recomputation replays the cell's dropout masks (checkpoint restores the RNG state) and
     normalises with the same batch statistics, without updating BatchNorm running statistics again.
@@ -305,7 +315,7 @@ def _checkpointed(
     def contexts():
         return contextlib.nullcontext(), _running_statistics_kept(cell)
 
-    return checkpoint(cell, s0, s1, op_probabilities, use_reentrant=False, context_fn=contexts)
+    return checkpoint(cell, s0, s1, op_probabilities, activated, use_reentrant=False, context_fn=contexts)
 
 
 class SearchNetwork(nn.Module):
@@ -387,12 +397,16 @@ class SearchNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         op_probabilities = {cell: self.alphas.op_probabilities(cell) for cell in CELL_TYPES}
-        s0 = s1 = self.stem(x)
-        for cell, call in zip(self.cells, self._compiled_cells or self.cells):
-            probabilities = op_probabilities["reduce" if cell.reduction else "normal"]
-            if self.checkpoint_cells and torch.is_grad_enabled():
-                s0, s1 = s1, _checkpointed(call, s0, s1, probabilities)
-            else:
-                s0, s1 = s1, call(s0, s1, probabilities)
-        out = self.global_pooling(s1)
+        calls = self._compiled_cells or self.cells
+        checkpointed = self.checkpoint_cells and torch.is_grad_enabled()
+
+        def call(index, s0, s1, activated):
+            probabilities = op_probabilities["reduce" if self.cells[index].reduction else "normal"]
+            if checkpointed:
+                return _checkpointed(calls[index], s0, s1, probabilities, activated)
+            return calls[index](s0, s1, probabilities, activated)
+
+        s = self.stem(x)
+        out, _ = run_cells(self.cells, s, s, call)
+        out = self.global_pooling(out)
         return self.classifier(out.flatten(1))
