@@ -185,19 +185,17 @@ class _PointwiseBatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bn_weight, running_mean, running_var, momentum, eps):
         z = F.conv2d(x, weight)
-        y, mean, invstd = torch.native_batch_norm(
-            z, bn_weight, None, running_mean, running_var, True, momentum, eps
-        )
+        y, *statistics = _train_batch_norm(z, bn_weight, None, running_mean, running_var, momentum, eps)
         ctx.eps = eps
         ctx.recompute = weight.requires_grad
-        ctx.save_for_backward(x if ctx.recompute else z, weight, bn_weight, mean, invstd)
+        ctx.save_for_backward(x if ctx.recompute else z, weight, bn_weight, *statistics)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        kept, weight, bn_weight, mean, invstd = ctx.saved_tensors
+        kept, weight, bn_weight, *statistics = ctx.saved_tensors
         z = F.conv2d(kept, weight) if ctx.recompute else kept
-        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd)
+        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z, bn_weight, statistics)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad_z, weight.transpose(0, 1).contiguous())
@@ -214,17 +212,14 @@ def memory_layout(t: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if channels_last and not t.is_contiguous() else torch.contiguous_format
 
 
-def _batch_norm_backward(ctx, grad, z, bn_weight, mean, invstd):
+def _batch_norm_backward(ctx, grad, z, bn_weight, statistics):
     """The gradients of training-mode BatchNorm of ``z`` (input, and scale where it has one and needs
-    one: input 2 of the autograd function), from a gradient made dense in ``z``'s layout."""
+    one: input 2 of the autograd function), from ``_train_batch_norm``'s statistics."""
     needs_scale = bn_weight is not None and ctx.needs_input_grad[2]
-    grad = grad.contiguous(memory_format=memory_layout(z))
-    grad_z, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
-        grad, z, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, needs_scale, False],
-    )  # fmt: skip
-    # CUDA's kernel returns a weight gradient even where the mask asks for none; autograd refuses one
-    # for an input that needs none (a search's weight step, where the scale is a constant).
-    return grad_z, grad_scale if needs_scale else None
+    grad_z, grad_scale, _ = _train_batch_norm_backward(
+        grad, z, bn_weight, statistics, ctx.eps, [True, needs_scale, False]
+    )
+    return grad_z, grad_scale
 
 
 class _PooledBatchNorm(torch.autograd.Function):
@@ -237,20 +232,18 @@ class _PooledBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pool, bn_weight, running_mean, running_var, momentum, eps):
-        y, mean, invstd = torch.native_batch_norm(
-            pool(x), bn_weight, None, running_mean, running_var, True, momentum, eps
-        )
+        y, *statistics = _train_batch_norm(pool(x), bn_weight, None, running_mean, running_var, momentum, eps)
         ctx.pool, ctx.eps = pool, eps
-        ctx.save_for_backward(x, bn_weight, mean, invstd)
+        ctx.save_for_backward(x, bn_weight, *statistics)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, bn_weight, mean, invstd = ctx.saved_tensors
+        x, bn_weight, *statistics = ctx.saved_tensors
         with torch.enable_grad():
             x = x.detach().requires_grad_()
             z = ctx.pool(x)
-        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z.detach(), bn_weight, mean, invstd)
+        grad_z, grad_scale = _batch_norm_backward(ctx, grad, z.detach(), bn_weight, statistics)
         (grad_x,) = torch.autograd.grad(z, x, grad_z)
         return grad_x, None, grad_scale, None, None, None, None
 
@@ -268,19 +261,19 @@ class _SharedPooledBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pool, running_mean, running_var, momentum, eps, *scales):
-        y, mean, invstd = torch.native_batch_norm(
-            pool(x), None, None, running_mean, running_var, True, momentum, eps
-        )
+        y, *statistics = _train_batch_norm(pool(x), None, None, running_mean, running_var, momentum, eps)
         ctx.pool, ctx.eps = pool, eps
-        ctx.save_for_backward(x, mean, invstd, *scales)
+        ctx.save_for_backward(x, *statistics, *scales)
         return tuple(y * scale for scale in scales)
 
     @staticmethod
     def backward(ctx, *grads):
-        x, mean, invstd, *scales = ctx.saved_tensors
+        x, *statistics = ctx.saved_tensors
+        statistics, scales = statistics[:3], statistics[3:]
         with torch.enable_grad():
             x = x.detach().requires_grad_()
-            z = ctx.pool(x)
+            pooled = ctx.pool(x)
+        z = pooled.detach()
         layout = memory_layout(z)
         grads = [None if g is None else g.contiguous(memory_format=layout) for g in grads]
         grad_y = None
@@ -291,15 +284,13 @@ class _SharedPooledBatchNorm(torch.autograd.Function):
         for i, grad in enumerate(grads):
             if grad is not None and ctx.needs_input_grad[6 + i]:
                 # sum(grad * normalised z), per channel by BatchNorm's own backward reductions
-                grad_scales[i] = torch.ops.aten.native_batch_norm_backward(
-                    grad, z.detach(), None, None, None, mean, invstd, True, ctx.eps, [False, True, False]
+                grad_scales[i] = _train_batch_norm_backward(
+                    grad, z, None, statistics, ctx.eps, [False, True, False]
                 )[1].sum()
         grad_x = None
         if grad_y is not None and ctx.needs_input_grad[0]:
-            grad_z = torch.ops.aten.native_batch_norm_backward(
-                grad_y, z.detach(), None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
-            )[0]
-            (grad_x,) = torch.autograd.grad(z, x, grad_z)
+            grad_z = _train_batch_norm_backward(grad_y, z, None, statistics, ctx.eps, [True, False, False])[0]
+            (grad_x,) = torch.autograd.grad(pooled, x, grad_z)
         return grad_x, None, None, None, None, None, *grad_scales
 
 
@@ -395,65 +386,111 @@ def _per_channel(columns: torch.Tensor, channels: int) -> torch.Tensor:
     return columns.view(-1, channels).sum(0)
 
 
-class _WideBatchNorm(torch.autograd.Function):
-    """Training-mode BatchNorm of a channels_last map by the CPU's own BatchNorm kernels on its ``_wide``
-    matrix (one column per channel and pixel of a row: a width they vectorise), the columns' statistics
-    added up per channel (``BatchNorm2d``).
+def _wide_applies(x: torch.Tensor) -> bool:
+    """Whether training-mode BatchNorm of ``x`` runs on its ``_wide`` matrix: a 4-d fp32 channels_last map
+    on the CPU (not also contiguous) of ``MIN_ELEMENTS`` or more whose channel count is not a multiple
+    of 16 and whose pixels fill the rows, outside autocast and the compiler."""
+    return (
+        x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+        and x.numel() >= MIN_ELEMENTS and memory_layout(x) == torch.channels_last
+        and _wide_factor(x) > 1 and (x.numel() // x.shape[1]) % _wide_factor(x) == 0
+        and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+    )  # fmt: skip
 
-    The same statistics as ``torch.batch_norm``: the biased variance normalises, the unbiased one
-    enters the running variance. Forward: one pass for the columns' statistics, one to normalise.
-    Backward: one pass for the columns' sums of the gradient and of the gradient times the normalised
-    input, two for the input gradient.
+
+def _train_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps):
+    """Training-mode BatchNorm of ``x``: ``(y, mean, invstd, var)``, its statistics for
+    ``_train_batch_norm_backward``.
+
+    By ATen's kernel (``var`` None), or where ``_wide_applies`` by the same kernels on the ``_wide``
+    matrix (``invstd`` None): ATen's channels_last kernels take a slow path on a channel count that is
+    not a multiple of 16 (see the module's docstring). The columns' statistics are added up per channel:
+    the same statistics as ``torch.batch_norm`` (the biased variance normalises, the unbiased one
+    enters the running variance). One pass for the columns' statistics, one to normalise.
     """
+    if not _wide_applies(x):
+        y, mean, invstd = torch.native_batch_norm(
+            x, weight, bias, running_mean, running_var, True, momentum, eps
+        )
+        return y, mean, invstd, None
+    channels, factor = x.shape[1], _wide_factor(x)
+    count = x.numel() // channels
+    wide = _wide(x, factor)
+    column_mean, column_var = torch.batch_norm_update_stats(wide, None, None, 0.0)
+    column_mean, column_var = column_mean.view(factor, channels), column_var.view(factor, channels)
+    mean = column_mean.mean(0)  # every column counts as many pixels
+    var = (column_var + (column_mean - mean).square()).mean(0)
+    if running_mean is not None:
+        running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        running_var.mul_(1 - momentum).add_(var, alpha=momentum * count / max(count - 1, 1))
+    # A tensor of its own, not a view: the op after may work in place (SepConv's second ReLU).
+    y = torch.empty_like(x, memory_format=torch.channels_last)
+    wide_mean, wide_var, wide_weight, wide_bias = _tile(factor, mean, var, weight, bias)
+    _normalize(wide, wide_weight, wide_bias, wide_mean, wide_var, eps, _wide(y, factor))
+    return y, mean, None, var
+
+
+def _train_batch_norm_backward(grad, x, weight, statistics, eps, mask):
+    """``[grad_x, grad_weight, grad_bias]`` of training-mode BatchNorm of ``x`` (each where ``mask`` asks
+    for it, None elsewhere) from ``_train_batch_norm``'s ``(mean, invstd, var)``, the gradient made dense
+    in ``x``'s layout.
+
+    The wide form: one pass for the columns' sums of the gradient and of the gradient times the
+    normalised input (the eval-mode backward kernel with the statistics given), two for the input
+    gradient.
+    """
+    mean, invstd, var = statistics
+    grad = grad.contiguous(memory_format=memory_layout(x))
+    if var is None:
+        grads = torch.ops.aten.native_batch_norm_backward(
+            grad, x, weight, None, None, mean, invstd, True, eps, mask
+        )
+        # CUDA's kernel returns a weight gradient even where the mask asks for none; autograd refuses
+        # one for an input that needs none (a search's weight step, where the scale is a constant).
+        return [g if wanted else None for g, wanted in zip(grads, mask)]
+    channels, factor = x.shape[1], _wide_factor(x)
+    count = x.numel() // channels
+    wide, grad = _wide(x, factor), _wide(grad, factor)
+    wide_mean, wide_var = _tile(factor, mean, var)
+    # Eval mode: the kernel's column sums with the statistics given, the gradient of (x - mean) * invstd.
+    _, grad_normalized, grad_sum = torch.ops.aten.native_batch_norm_backward(
+        grad, wide, None, wide_mean, wide_var, None, None, False, eps, [False, True, True]
+    )
+    grad_normalized = _per_channel(grad_normalized, channels)  # sum(g * (x - mean) * invstd)
+    grad_sum = _per_channel(grad_sum, channels)
+    grad_x = None
+    if mask[0]:
+        # scale * (g - mean(g) - normalized * mean(g * normalized)), scale = weight * invstd
+        scale = var.add(eps).rsqrt_()
+        if weight is not None:
+            scale = scale * weight
+        grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+        slope, shift, scale = _tile(
+            factor, scale * grad_normalized / -count, scale * grad_sum / -count, scale
+        )
+        _normalize(wide, slope, shift, wide_mean, wide_var, eps, _wide(grad_x, factor))
+        _wide(grad_x, factor).addcmul_(grad, scale)
+    return [grad_x, grad_normalized if mask[1] else None, grad_sum if mask[2] else None]
+
+
+class _WideBatchNorm(torch.autograd.Function):
+    """Training-mode affine BatchNorm by ``_train_batch_norm`` and ``_train_batch_norm_backward``
+    (``BatchNorm2d``)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
-        channels, factor = x.shape[1], _wide_factor(x)
-        count = x.numel() // channels
-        wide = _wide(x, factor)
-        column_mean, column_var = torch.batch_norm_update_stats(wide, None, None, 0.0)
-        column_mean, column_var = column_mean.view(factor, channels), column_var.view(factor, channels)
-        mean = column_mean.mean(0)  # every column counts as many pixels
-        var = (column_var + (column_mean - mean).square()).mean(0)
-        if running_mean is not None:
-            running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-            running_var.mul_(1 - momentum).add_(var, alpha=momentum * count / max(count - 1, 1))
-        # A tensor of its own, not a view: the op after may work in place (SepConv's second ReLU).
-        y = torch.empty_like(x, memory_format=torch.channels_last)
-        wide_mean, wide_var, wide_weight, wide_bias = _tile(factor, mean, var, weight, bias)
-        _normalize(wide, wide_weight, wide_bias, wide_mean, wide_var, eps, _wide(y, factor))
-        ctx.eps, ctx.factor = eps, factor
-        ctx.save_for_backward(x, weight, var, wide_mean, wide_var)
+        y, *statistics = _train_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps)
+        ctx.eps = eps
+        ctx.save_for_backward(x, weight, *statistics)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, var, wide_mean, wide_var = ctx.saved_tensors
-        eps, factor = ctx.eps, ctx.factor
-        channels = x.shape[1]
-        count = x.numel() // channels
-        wide, grad = _wide(x, factor), _wide(grad.contiguous(memory_format=torch.channels_last), factor)
-        # Eval mode: the kernel's column sums with the statistics given, the gradient of (x - mean) * invstd.
-        _, grad_normalized, grad_sum = torch.ops.aten.native_batch_norm_backward(
-            grad, wide, None, wide_mean, wide_var, None, None, False, eps, [False, True, True]
+        x, weight, *statistics = ctx.saved_tensors
+        grads = _train_batch_norm_backward(
+            grad, x, weight, statistics, ctx.eps, list(ctx.needs_input_grad[:3])
         )
-        grad_normalized = _per_channel(grad_normalized, channels)  # sum(g * (x - mean) * invstd)
-        grad_sum = _per_channel(grad_sum, channels)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            # scale * (g - mean(g) - normalized * mean(g * normalized)), scale = weight * invstd
-            scale = var.add(eps).rsqrt_()
-            if weight is not None:
-                scale = scale * weight
-            grad_x = torch.empty_like(x, memory_format=torch.channels_last)
-            slope, shift, scale = _tile(
-                factor, scale * grad_normalized / -count, scale * grad_sum / -count, scale
-            )
-            _normalize(wide, slope, shift, wide_mean, wide_var, eps, _wide(grad_x, factor))
-            _wide(grad_x, factor).addcmul_(grad, scale)
-        grad_weight = grad_normalized if ctx.needs_input_grad[1] else None
-        grad_bias = grad_sum if ctx.needs_input_grad[2] else None
-        return grad_x, grad_weight, grad_bias, None, None, None, None
+        return *grads, None, None, None, None
 
 
 def _tile(factor: int, *vectors: torch.Tensor | None) -> list[torch.Tensor | None]:
@@ -473,16 +510,8 @@ def _normalize(wide, weight, bias, mean, var, eps, out) -> None:
 
 
 def _wide_batch_norm_applies(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> bool:
-    """Whether ``BatchNorm2d`` takes ``_WideBatchNorm``: training mode, a 4-d fp32 channels_last map on
-    the CPU (not also contiguous) of ``MIN_ELEMENTS`` or more whose channel count is not a multiple of
-    16 and whose pixels fill the wide matrix's rows, outside autocast and the compiler."""
-    return (
-        bn.training and x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
-        and x.shape[1] % 16 != 0 and x.numel() >= MIN_ELEMENTS
-        and memory_layout(x) == torch.channels_last
-        and (x.numel() // x.shape[1]) % _wide_factor(x) == 0
-        and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-    )  # fmt: skip
+    """Whether ``BatchNorm2d`` takes ``_WideBatchNorm``: training mode and ``_wide_applies``."""
+    return bn.training and _wide_applies(x)
 
 
 class BatchNorm2d(nn.BatchNorm2d):
