@@ -24,11 +24,17 @@ the two activations for the backward pass instead of both.
 
 ``pooled_batch_norm``: ``scale * bn(pool(x))``, a pooling op of the search, keeping only ``x``.
 
+``shared_pooled_batch_norm``: the same for every edge that leaves one search state with the same
+pool, pooling and normalising once for all of them, forward and backward.
+
 ``BatchNorm2d``: ``nn.BatchNorm2d`` whose training-mode pass over a channels_last map with a channel
 count that is not a multiple of 16 (CIFAR's 36, 72, 108, 144) runs the CPU's BatchNorm kernels on the
-map seen as a matrix a multiple of 16 columns wide. On such counts their channels_last forms take a
-slow path: forward and backward at 32 x 36 x 32 x 32 in fp32, 5.7 ms plain against 1.1 ms this way,
-and 0.75 ms at 32 channels (``python benchmarks/fast_ops.py --channels 36``, 2 cores of an AMD EPYC).
+map seen as a matrix a multiple of 16 columns wide (the forms above normalise that way too). On such
+counts ATen's channels_last kernels take a slow path: forward and backward at 32 x 36 x 32 x 32 in
+fp32, 5.7 ms plain against 1.1 ms this way, and 0.75 ms at 32 channels (``python
+benchmarks/fast_ops.py --channels 36``, 2 cores of an AMD EPYC). Widening rows of 16 or 32 channels
+the same way was tried: its statistics pass is faster, but its dozen small per-call ops cost as much
+in a search step (stage 1 and 3 at batch 32, A/B: no gain).
 
 Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, reduced
 precision under autocast, strides, affine BatchNorm, under ``torch.compile``).
