@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast_ops import BatchNorm2d, depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm
+from .fast_ops import BatchNorm2d, depthwise_conv2d, pointwise_batch_norm, scaled_batch_norm, subsample
 from .search_space import PRIMITIVES
 
 __all__ = [
@@ -103,7 +103,8 @@ class DilConv(nn.Sequential):
         _, depthwise, pointwise, bn = self
         if self._on_even_pixels:
             padding = tuple(p // 2 for p in depthwise.padding)
-            x = depthwise_conv2d(x[:, :, ::2, ::2], depthwise.weight, (1, 1), padding)
+            (x,) = subsample(x, 0)
+            x = depthwise_conv2d(x, depthwise.weight, (1, 1), padding)
         else:
             x = depthwise_conv2d(x, depthwise.weight, depthwise.stride, depthwise.padding, depthwise.dilation)
         return pointwise_batch_norm(x, pointwise.weight, bn, scale)
@@ -155,8 +156,11 @@ class FactorizedReduce(nn.Module):
 
     def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The op (times ``scale``) on an input already through its ReLU."""
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1::2, 1::2]
-        halves = torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(shifted)], dim=1)
+        if x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:  # the padding is never sampled
+            even, shifted = subsample(x, 0, 1)
+        else:
+            even, shifted = x[:, :, ::2, ::2], F.pad(x, (0, 1, 0, 1))[:, :, 1::2, 1::2]
+        halves = torch.cat([self.conv_1(even), self.conv_2(shifted)], dim=1)
         return scaled_batch_norm(self.bn, halves, scale)
 
 

@@ -241,6 +241,22 @@ def test_batch_norm_is_plain_where_its_form_does_not_apply():
     )
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_subsample_has_the_slices_values_and_hands_back_one_gradient_in_the_input_layout(layout):
+    x = torch.randn(2, 6, 8, 8).contiguous(memory_format=layout).relu().requires_grad_()
+    even, odd = fast_ops.subsample(x, 0, 1)
+    assert torch.equal(even, x[:, :, ::2, ::2]) and torch.equal(odd, x[:, :, 1::2, 1::2])
+    grads = torch.randn(2, 6, 4, 4), torch.randn(2, 6, 4, 4).transpose(2, 3)
+    (fast,) = torch.autograd.grad((even, odd), x, grads)
+    (plain,) = torch.autograd.grad((x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]), x, grads)
+    assert torch.equal(fast, plain)
+    assert fast.is_contiguous(memory_format=layout)
+    if layout == torch.channels_last:  # a plain slice's gradient comes back in the other layout
+        assert not plain.is_contiguous(memory_format=layout)
+    (only_even,) = torch.autograd.grad(fast_ops.subsample(x, 0), x, grads[0])
+    assert torch.equal(only_even, torch.autograd.grad(x[:, :, ::2, ::2], x, grads[0])[0])
+
+
 def test_dense_gradient_hands_on_the_same_gradient_in_the_input_layout():
     x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
     seen = []
