@@ -39,10 +39,13 @@ class SkipDropout(nn.Dropout):
     Elsewhere (CUDA, an unusual memory layout), plain dropout.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``dropout(x)``, or ``scale * dropout(x)`` (a search edge's weight of the skip-connect) with the
+        scale and dropout's ``1 / (1 - p)`` multiplied in together: one pass over ``x`` less, each way."""
         dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
         if not self.training or self.p == 0 or x.device.type != "cpu" or not dense:
-            return super().forward(x)
+            out = super().forward(x)
+            return out if scale is None else scale * out
         seed = int(torch.randint(0, 2**63 - 1, ()))
         uniform = np.random.Generator(np.random.PCG64(seed)).random(x.numel(), dtype=np.float32)
         # Kept where uniform >= p, laid out in x's memory order; the kept values scaled by
@@ -51,7 +54,9 @@ class SkipDropout(nn.Dropout):
         # where torch.where with a boolean mask does not (forward and backward of a 32x16x32x32
         # output on 2 cores: 0.46 ms against 1.72 ms, ``benchmarks/fast_ops.py``).
         keep = torch.from_numpy((uniform >= self.p).view(np.uint8)).as_strided(x.shape, x.stride())
-        return x * (1.0 / (1.0 - self.p)) * keep
+        if scale is None:
+            return x * (1.0 / (1.0 - self.p)) * keep
+        return x * keep * (scale * (1.0 / (1.0 - self.p)))
 
 
 class PoolBN(nn.Sequential):
@@ -93,12 +98,15 @@ class MixedOp(nn.Module):
         self._weight_index = [self.op_names.index(name) for name in self.ops]
         # How each op is called: on the edge's input after a ReLU that the cell computes once per
         # state for every convolution reading it (convolutions, factorized reduce), on the input
-        # with its weight as BatchNorm's scale (pools), or on the input, then weighted (skip).
+        # with its weight as BatchNorm's scale (pools), through the skip dropout with its weight as
+        # the dropout's scale, or on the input, then weighted (skip).
         self._kinds = [
             "activated"
             if hasattr(op, "forward_activated")
             else "scaled"
             if isinstance(op, PoolBN)
+            else "dropped"
+            if isinstance(op, nn.Sequential) and isinstance(op[-1], SkipDropout)
             else "plain"
             for op in self.ops.values()
         ]
@@ -135,6 +143,8 @@ class MixedOp(nn.Module):
                 term = op.forward_activated(activated, probability)
             elif kind == "scaled":
                 term = op(x, probability)
+            elif kind == "dropped":
+                term = op[-1](op[0](x), probability)
             else:
                 term = probability * op(x)
             # Summed in place: no op's backward pass needs the terms themselves.

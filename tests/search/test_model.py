@@ -107,3 +107,35 @@ def test_skip_dropout_drops_at_its_rate_scales_the_kept_values_and_their_gradien
     torch.testing.assert_close(grad, kept.float() / 0.7)
     torch.manual_seed(1)
     assert torch.equal(SkipDropout(p=0.3).train()(x.detach()), y.detach())  # reproducible from torch's seed
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.0])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_skip_dropout_with_a_scale_is_the_scale_times_the_dropout(channels_last, rate):
+    """A mixed op's weight of its skip-connect enters the dropout as its scale: the same mask (from the
+    same seed), values and gradients (of the input and the weight) as ``scale * dropout(x)``."""
+    from pdarts.search.model import SkipDropout
+
+    x = torch.randn(4, 8, 8, 8)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    scale = torch.tensor(0.37, requires_grad=True)
+    dropout = SkipDropout(p=rate).train()
+    grad = torch.randn(4, 8, 8, 8)
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(1)
+        y = dropout(x, scale) if fused else scale * dropout(x)
+        results.append((y, torch.autograd.grad(y, (x, scale), grad)))
+    (fused_y, fused_grads), (plain_y, plain_grads) = results
+    torch.testing.assert_close(fused_y, plain_y)
+    for f, p in zip(fused_grads, plain_grads):
+        torch.testing.assert_close(f, p)
+    mixed = MixedOp(8, 1, ("none", "skip_connect"), skip_dropout=True)
+    mixed.ops["skip_connect"][1].p = rate
+    weights = torch.softmax(torch.tensor([0.2, -0.1]), 0)
+    torch.manual_seed(1)
+    expected = weights[1] * dropout(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(mixed.train()(x, weights), expected)
