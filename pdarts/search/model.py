@@ -210,7 +210,7 @@ class SearchCell(nn.Module):
         states = preprocess(self, s0, s1, activated)
         # relu(state), computed once for all the edges that leave a state (kept once for the
         # backward pass too, which sums their gradients before the ReLU's); likewise each pool.
-        activated: list[torch.Tensor | None] = [None, None]
+        relus: list[torch.Tensor | None] = [None, None]
         computed: list[dict[str, torch.Tensor]] = [{} for _ in self.edges]
         for i, h in enumerate(states):
             self._pools(i, h, op_probabilities, computed)
@@ -219,14 +219,14 @@ class SearchCell(nn.Module):
             node = None
             for i, h in enumerate(states):
                 mixed = self.edges[edge + i]
-                if activated[i] is None and mixed.reads_activated:
-                    activated[i] = F.relu(h)
-                term = mixed(h, op_probabilities[edge + i], activated[i], computed[edge + i])
+                if relus[i] is None and mixed.reads_activated:
+                    relus[i] = F.relu(h)
+                term = mixed(h, op_probabilities[edge + i], relus[i], computed[edge + i])
                 computed[edge + i] = {}  # the terms' memory goes with the sum
                 node = term if node is None else node.add_(term)  # a fresh sum: in place
             edge += len(states)
             states.append(dense_gradient(node))
-            activated.append(None)
+            relus.append(None)
             if len(states) < NUM_NODES + 2:
                 self._pools(len(states) - 1, states[-1], op_probabilities, computed)
         return torch.cat(states[2:], dim=1)
