@@ -149,25 +149,27 @@ def test_pooled_batch_norm_has_the_plain_values_gradients_and_statistics_and_kee
     assert x.untyped_storage().data_ptr() in kept and len(big) <= 3  # scale, mean, invstd or var
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("scale_trained", [True, False])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False)])
 @pytest.mark.parametrize("channels", [5, 20])  # 20 in channels_last: the wide BatchNorm
 def test_shared_pooled_batch_norm_is_each_edges_pooled_batch_norm_and_keeps_only_its_input(
-    channels, pool, layout, scale_trained
+    channels, pool, layout, scale_trained, device
 ):
     """Three edges leaving one state with the same pool: one pooling and BatchNorm, the same outputs,
     gradients and running statistics as three plain ones, twice (the statistics compound)."""
     torch.manual_seed(0)
-    fast_bns = [nn.BatchNorm2d(channels, affine=False) for _ in range(3)]
-    plain_bns = [nn.BatchNorm2d(channels, affine=False) for _ in range(3)]
-    scales = [torch.tensor(s, requires_grad=scale_trained) for s in (0.6, 0.3, 1.7)]
+    fast_bns = [nn.BatchNorm2d(channels, affine=False).to(device) for _ in range(3)]
+    plain_bns = [nn.BatchNorm2d(channels, affine=False).to(device) for _ in range(3)]
+    scales = [torch.tensor(s, device=device, requires_grad=scale_trained) for s in (0.6, 0.3, 1.7)]
     for _ in range(2):
-        x = (2 * torch.randn(4, channels, 8, 8) + 1).contiguous(memory_format=layout).requires_grad_()
+        x = 2 * torch.randn(4, channels, 8, 8, device=device) + 1
+        x = x.contiguous(memory_format=layout).requires_grad_()
         kept, fast = _kept_storages(lambda x=x: fast_ops.shared_pooled_batch_norm(x, pool, fast_bns, scales))
         plain = [s * bn(pool(x)) for s, bn in zip(scales, plain_bns)]
         size = plain[0].shape[-1]
-        grads = [torch.randn(4, channels, size, size).transpose(2, 3) for _ in plain]
+        grads = [torch.randn(4, channels, size, size, device=device).transpose(2, 3) for _ in plain]
         for f, p in zip(fast, plain):
             torch.testing.assert_close(f, p)
         inputs = [x] + [s for s in scales if s.requires_grad]
