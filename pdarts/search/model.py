@@ -23,9 +23,34 @@ from ..networks.cell import cell_inputs, image_stem, preprocess, run_cells, stac
 from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
-__all__ = ["ArchitectureParameters", "MixedOp", "PoolBN", "SearchCell", "SearchNetwork", "SkipDropout"]
+__all__ = [
+    "ArchitectureParameters", "MixedOp", "PoolBN", "SearchCell", "SearchNetwork", "SkipDropout", "keep_mask",
+]
 
 ALPHA_INIT_SCALE = 1e-3  # alpha ~ 1e-3 * N(0, 1), as in DARTS and P-DARTS
+
+
+def keep_mask(seed: int, count: int, p: float) -> np.ndarray:
+    """``count`` bytes, each 1 with probability ``1 - p`` (to 2**-32) and 0 otherwise, from numpy's PCG64
+    seeded with ``seed``: ``SkipDropout``'s mask.
+
+    Each byte compares a 16-bit number (PCG64's raw words, four per word) with the high half of
+    ``p * 2**32``; where the two are equal (one in 65,536) a second 16-bit number, drawn after the
+    first ones, decides against the low half. That is ``u >= p`` for a 32-bit uniform ``u``.
+    """
+    threshold = min(round(p * 2**32), 2**32 - 1)
+    high, low = divmod(threshold, 2**16)
+    bits = np.random.PCG64(seed)
+    first = bits.random_raw(-(-count // 4)).view(np.uint16)[:count]
+    # One array for the ties' positions, then the mask: a second temporary of this size costs more
+    # than the draw (fresh pages from the allocator: 1.2 ms against 0.4 for a 32x16x32x32 mask).
+    keep = np.equal(first, high)
+    ties = np.flatnonzero(keep)
+    np.greater(first, high, out=keep)
+    if ties.size:
+        second = bits.random_raw(-(-ties.size // 4)).view(np.uint16)[: ties.size]
+        keep[ties] = second >= low
+    return keep.view(np.uint8)
 
 
 class SkipDropout(nn.Dropout):
@@ -33,10 +58,12 @@ class SkipDropout(nn.Dropout):
 
     torch draws CPU Bernoulli masks one Mersenne-twister number at a time (MKL's vectorised path is
     for Intel CPUs only): 5.4 ms for the mask and backward pass of a 32x16x32x32 output on 2 cores
-    (measured), a third of a stage-3 search step. numpy's PCG64 draws the same distribution 3.4x
-    faster. Its seed is one draw from torch's generator, so searches stay reproducible and resumable,
-    and a checkpointed cell's recomputation (which restores that generator) redraws the same mask.
-    Elsewhere (CUDA, an unusual memory layout), plain dropout.
+    (measured), a third of a stage-3 search step. The mask here is ``keep_mask``: PCG64's raw 64-bit
+    words read as four 16-bit numbers each, 3x faster than numpy's float draws (0.33 ms against
+    0.98 ms for that output) and, with the rare ties settled by 16 more bits, a 32-bit uniform draw's
+    distribution. Its seed is one draw from torch's generator, so searches stay reproducible and
+    resumable, and a checkpointed cell's recomputation (which restores that generator) redraws the
+    same mask. Elsewhere (CUDA, an unusual memory layout), plain dropout.
     """
 
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,13 +74,12 @@ class SkipDropout(nn.Dropout):
             out = super().forward(x)
             return out if scale is None else scale * out
         seed = int(torch.randint(0, 2**63 - 1, ()))
-        uniform = np.random.Generator(np.random.PCG64(seed)).random(x.numel(), dtype=np.float32)
-        # Kept where uniform >= p, laid out in x's memory order; the kept values scaled by
-        # 1 / (1 - p), as torch's dropout does. The mask is multiplied in as bytes (0 or 1): the
-        # backward pass keeps a quarter of a float mask's memory, and a product runs vectorised
-        # where torch.where with a boolean mask does not (forward and backward of a 32x16x32x32
-        # output on 2 cores: 0.46 ms against 1.72 ms, ``benchmarks/fast_ops.py``).
-        keep = torch.from_numpy((uniform >= self.p).view(np.uint8)).as_strided(x.shape, x.stride())
+        # Laid out in x's memory order; the kept values scaled by 1 / (1 - p), as torch's dropout
+        # does. The mask is multiplied in as bytes (0 or 1): the backward pass keeps a quarter of a
+        # float mask's memory, and a product runs vectorised where torch.where with a boolean mask
+        # does not (forward and backward of a 32x16x32x32 output on 2 cores: 0.46 ms against
+        # 1.72 ms, ``benchmarks/fast_ops.py``).
+        keep = torch.from_numpy(keep_mask(seed, x.numel(), self.p)).as_strided(x.shape, x.stride())
         if scale is None:
             return x * (1.0 / (1.0 - self.p)) * keep
         return x * keep * (scale * (1.0 / (1.0 - self.p)))

@@ -139,3 +139,32 @@ def test_skip_dropout_with_a_scale_is_the_scale_times_the_dropout(channels_last,
     expected = weights[1] * dropout(x)
     torch.manual_seed(1)
     torch.testing.assert_close(mixed.train()(x, weights), expected)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.7, 0.123456])
+def test_keep_mask_keeps_at_one_minus_p_and_repeats_from_its_seed(p):
+    import numpy as np
+
+    from pdarts.search.model import keep_mask
+
+    mask = keep_mask(7, 1 << 20, p)
+    assert mask.dtype == np.uint8 and mask.shape == (1 << 20,) and set(np.unique(mask)) <= {0, 1}
+    rate = mask.mean()
+    assert abs(rate - (1 - p)) < 4 * (p * (1 - p) / mask.size) ** 0.5  # four standard errors
+    assert np.array_equal(keep_mask(7, 1 << 20, p), mask)
+    assert not np.array_equal(keep_mask(8, 1 << 20, p), mask)
+
+
+def test_keep_mask_settles_ties_of_the_first_16_bits_by_16_more():
+    """With p halfway between two multiples of 2**-16, the values whose first 16 bits equal the high
+    half of p * 2**32 are kept about half the time; all others are decided by those 16 bits alone."""
+    import numpy as np
+
+    from pdarts.search.model import keep_mask
+
+    high, count = 40_000, 1 << 24
+    mask = keep_mask(3, count, (high + 0.5) / 2**16)
+    first = np.random.PCG64(3).random_raw(count // 4).view(np.uint16)
+    assert mask[first > high].all() and not mask[first < high].any()
+    ties = mask[first == high]
+    assert ties.size > 150 and 0.3 < ties.mean() < 0.7
