@@ -24,7 +24,13 @@ from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
 
 __all__ = [
-    "ArchitectureParameters", "MixedOp", "PoolBN", "SearchCell", "SearchNetwork", "SkipDropout", "keep_mask",
+    "ArchitectureParameters",
+    "MixedOp",
+    "PoolBN",
+    "SearchCell",
+    "SearchNetwork",
+    "SkipDropout",
+    "keep_mask",
 ]
 
 ALPHA_INIT_SCALE = 1e-3  # alpha ~ 1e-3 * N(0, 1), as in DARTS and P-DARTS
