@@ -1,7 +1,7 @@
 """The search's and training's hot ops, each with the same values as its plain form and a faster or
 leaner backward pass (``benchmarks/fast_ops.py`` measures each against its plain form).
 
-``depthwise_conv2d``: a stride-1 depthwise convolution with a faster backward pass on the CPU.
+``depthwise_conv2d``: a depthwise convolution with a faster backward pass on the CPU.
 
 oneDNN's backward-data kernels for depthwise convolutions are slow for dilated and 5x5 kernels
 (channels_last, fp32; measured on this project's CPU, README "Search speed and memory": 0.94 ms against
@@ -12,7 +12,10 @@ so ``depthwise_conv2d`` computes it with the fast forward kernel. Its weight gra
 and 5x5 kernels is a forward depthwise convolution too, one group per sample and channel
 (``_depthwise_weight_grad``): oneDNN's backward-weights kernel takes 2-20x longer there (batch 32,
 fp32, channels_last: 7.5 ms against 0.36 ms for a dilated 5x5 at 8x8, C=144; 4.4 ms against 1.9 ms
-at 32x32, C=36), and is kept for undilated 3x3 kernels, where it is the faster one. The input is
+at 32x32, C=36), and is kept for undilated 3x3 kernels, where it is the faster one. With stride 2
+(a reduction cell's separable convolutions) the input gradient is a transposed convolution, the same
+numbers as oneDNN's backward-data kernel, which takes up to 5x longer for 5x5 kernels on 32x32 maps
+(1.33 ms against 0.25 ms at C=32, batch 32); the weight gradient stays oneDNN's there. The input is
 kept for the backward pass only when the weight needs a gradient (a search's architecture update
 does not), so an architecture update also keeps less.
 
@@ -70,29 +73,39 @@ MIN_ELEMENTS = 1 << 16
 
 class _DepthwiseConv2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, padding, dilation):
-        ctx.padding, ctx.dilation = padding, dilation
+    def forward(ctx, x, weight, stride, padding, dilation):
+        ctx.stride, ctx.padding, ctx.dilation, ctx.input_size = stride, padding, dilation, x.shape[-2:]
         ctx.save_for_backward(x if weight.requires_grad else None, weight)
-        return F.conv2d(x, weight, None, 1, padding, dilation, weight.shape[0])
+        return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         groups, kernel = weight.shape[0], weight.shape[-2:]
+        strided = max(ctx.stride) > 1
         grad_x = grad_weight = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and strided:
+            # The same values as oneDNN's backward-data kernel, which is up to 5x slower for 5x5
+            # kernels on 32x32 maps (README "Search speed and memory").
+            extent = [(g - 1) * s - 2 * p + d * (k - 1) + 1 for g, s, p, d, k in zip(
+                grad.shape[-2:], ctx.stride, ctx.padding, ctx.dilation, kernel)]  # fmt: skip
+            output_padding = [size - e for size, e in zip(ctx.input_size, extent)]
+            grad_x = F.conv_transpose2d(
+                grad, weight, None, ctx.stride, ctx.padding, output_padding, groups, ctx.dilation
+            )
+        elif ctx.needs_input_grad[0]:
             padding = [d * (k - 1) - p for k, p, d in zip(kernel, ctx.padding, ctx.dilation)]
             flipped = weight.flip(-2, -1)
             grad_x = F.conv2d(grad, flipped, None, 1, padding, ctx.dilation, groups)
         if ctx.needs_input_grad[1]:
-            if max(kernel) > 3 or max(ctx.dilation) > 1:
+            if not strided and (max(kernel) > 3 or max(ctx.dilation) > 1):
                 grad_weight = _depthwise_weight_grad(grad, x, kernel, ctx.padding, ctx.dilation)
             else:
                 grad_weight = torch.ops.aten.convolution_backward(
-                    grad, x, weight, None, [1, 1], ctx.padding, ctx.dilation, False, [0, 0], groups,
+                    grad, x, weight, None, ctx.stride, ctx.padding, ctx.dilation, False, [0, 0], groups,
                     [False, True, False],
                 )[1]  # fmt: skip
-        return grad_x, grad_weight, None, None
+        return grad_x, grad_weight, None, None, None
 
 
 def _depthwise_weight_grad(grad, x, kernel, padding, dilation) -> torch.Tensor:
@@ -157,10 +170,10 @@ def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation)
         return False
     if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
         return False
-    if tuple(stride) != (1, 1) or weight.shape[1] != 1 or x.shape[1] != weight.shape[0]:
+    if weight.shape[1] != 1 or x.shape[1] != weight.shape[0]:
         return False
-    # The flipped convolution's padding must not be negative.
-    return all(d * (k - 1) >= p for k, p, d in zip(weight.shape[-2:], padding, dilation))
+    # The flipped convolution's padding (stride 1) must not be negative.
+    return max(stride) > 1 or all(d * (k - 1) >= p for k, p, d in zip(weight.shape[-2:], padding, dilation))
 
 
 def depthwise_conv2d(
@@ -175,7 +188,7 @@ def depthwise_conv2d(
     applies (see the module's docstring)."""
     if not _fast_path(x, weight, stride, padding, dilation):
         return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
-    return _DepthwiseConv2d.apply(x, weight, tuple(padding), tuple(dilation))
+    return _DepthwiseConv2d.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation))
 
 
 def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scale: torch.Tensor | None):

@@ -56,6 +56,27 @@ def test_depthwise_conv_has_the_plain_values_and_gradients(kernel, dilation, pad
         torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kernel,size", [(3, 8), (5, 8), (5, 9), (3, 9)])
+def test_a_strided_depthwise_conv_has_the_plain_values_and_gradients(kernel, size, layout):
+    """Stride 2 (a reduction cell's separable convolution): the input gradient by a transposed
+    convolution, the same numbers as the plain backward pass, on even and odd sizes."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, size, size).contiguous(memory_format=layout).requires_grad_()
+    weight = torch.randn(6, 1, kernel, kernel, requires_grad=True)
+    padding = kernel // 2
+    fast = depthwise_conv2d(x, weight, (2, 2), (padding, padding), (1, 1))
+    plain = F.conv2d(x, weight, None, 2, padding, 1, 6)
+    assert type(fast.grad_fn).__name__ != type(plain.grad_fn).__name__
+    assert torch.equal(fast, plain)
+    grad = torch.randn_like(plain)
+    fast_grads = torch.autograd.grad(fast, (x, weight), grad)
+    plain_grads = torch.autograd.grad(plain, (x, weight), grad)
+    assert fast_grads[0].shape == x.shape
+    for f, p in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-5)
+
+
 def test_depthwise_conv_keeps_its_input_only_for_a_weight_gradient():
     x = torch.randn(2, 4, 8, 8).relu().requires_grad_()  # a fresh storage of its own
     weight = torch.randn(4, 1, 3, 3)
@@ -68,8 +89,9 @@ def test_depthwise_conv_keeps_its_input_only_for_a_weight_gradient():
 
 def test_depthwise_conv_is_plain_where_its_form_does_not_apply():
     x, weight = torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(4, 1, 3, 3)
-    strided = depthwise_conv2d(x, weight, (2, 2), (1, 1), (1, 1))
-    assert type(strided.grad_fn).__name__ == "ConvolutionBackward0"
+    wide = torch.randn(2, 8, 8, 8, requires_grad=True)
+    grouped = depthwise_conv2d(wide, torch.randn(4, 2, 3, 3), (1, 1), (1, 1), (1, 1))  # not depthwise
+    assert type(grouped.grad_fn).__name__ == "ConvolutionBackward0"
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reduced = depthwise_conv2d(x, weight, (1, 1), (1, 1), (1, 1))
     assert reduced.dtype == torch.bfloat16
