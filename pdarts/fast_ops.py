@@ -40,7 +40,8 @@ the same way was tried: its statistics pass is faster, but its dozen small per-c
 in a search step (stage 1 and 3 at batch 32, A/B: no gain).
 
 Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, reduced
-precision under autocast, strides, affine BatchNorm, under ``torch.compile``).
+precision under autocast, grouped convolutions that are not depthwise, affine BatchNorm, under
+``torch.compile``).
 """
 
 from __future__ import annotations
@@ -322,8 +323,8 @@ class _SharedPooledBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        x, *statistics = ctx.saved_tensors
-        statistics, scales = statistics[:3], statistics[3:]
+        x, mean, invstd, var, *scales = ctx.saved_tensors
+        statistics = mean, invstd, var
         with torch.enable_grad():
             x = x.detach().requires_grad_()
             pooled = ctx.pool(x)
