@@ -39,9 +39,17 @@ benchmarks/fast_ops.py --channels 36``, 2 cores of an AMD EPYC). Widening rows o
 the same way was tried: its statistics pass is faster, but its dozen small per-call ops cost as much
 in a search step (stage 1 and 3 at batch 32, A/B: no gain).
 
-Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, reduced
-precision under autocast, grouped convolutions that are not depthwise, affine BatchNorm, under
-``torch.compile``).
+``depthwise_conv2d`` and ``BatchNorm2d`` also take bf16 (a training step under bf16 autocast on the
+CPU, ``precision.py``), where oneDNN's bf16 depthwise backward kernels are slower still (a 5x5 at
+32 x 36 x 32 x 32: 18 ms) and ATen's mixed-precision BatchNorm takes the same slow channels_last path
+(1.5 ms backward at 32 x 36 x 32 x 32): the depthwise convolution computes in bf16 as autocast would,
+except with stride 2, where it runs in fp32 (oneDNN's strided bf16 depthwise forward kernels took
+15-28 ms at the CIFAR network's reduction cells, against under 1 ms in fp32); the BatchNorm keeps its
+statistics and parameter gradients in fp32. A CIFAR training step in bf16 + channels_last went from
+1.8-2.0 s to 1.0-1.15 s with them (``pdarts bench``, README).
+
+Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, fp16
+autocast, grouped convolutions that are not depthwise, affine BatchNorm, under ``torch.compile``).
 """
 
 from __future__ import annotations
@@ -162,14 +170,12 @@ def subsample(x: torch.Tensor, *offsets: int) -> tuple[torch.Tensor, ...]:
 
 
 def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
-    if (
-        x.numel() < MIN_ELEMENTS
-        or x.device.type != "cpu"
-        or x.dtype != torch.float32
-        or weight.dtype != torch.float32
-    ):
+    if x.numel() < MIN_ELEMENTS or x.device.type != "cpu" or torch.compiler.is_compiling():
         return False
-    if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
+    if torch.is_autocast_enabled("cpu"):
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+            return False
+    elif x.dtype not in (torch.float32, torch.bfloat16) or weight.dtype != x.dtype:
         return False
     if weight.shape[1] != 1 or x.shape[1] != weight.shape[0]:
         return False
@@ -186,10 +192,16 @@ def depthwise_conv2d(
 ) -> torch.Tensor:
     """``F.conv2d(x, weight, None, stride, padding, dilation, groups=channels)`` for a depthwise
     ``weight`` (``channels x 1 x k x k``); the same values, with the faster backward pass where it
-    applies (see the module's docstring)."""
+    applies (see the module's docstring). Under bf16 autocast it casts as autocast would, except
+    that a strided one runs in fp32 (oneDNN's strided bf16 depthwise kernels are 20-100x slower)."""
     if not _fast_path(x, weight, stride, padding, dilation):
         return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
-    return _DepthwiseConv2d.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation))
+    args = (tuple(stride), tuple(padding), tuple(dilation))
+    if not torch.is_autocast_enabled("cpu"):
+        return _DepthwiseConv2d.apply(x, weight, *args)
+    dtype = torch.float32 if max(stride) > 1 else torch.bfloat16
+    with torch.autocast("cpu", enabled=False):
+        return _DepthwiseConv2d.apply(x.to(dtype), weight.to(dtype), *args)
 
 
 def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scale: torch.Tensor | None):
@@ -443,13 +455,13 @@ def _per_channel(columns: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _wide_applies(x: torch.Tensor) -> bool:
     """Whether training-mode BatchNorm of ``x`` runs on its ``_wide`` matrix: a 4-d fp32 channels_last map
-    on the CPU (not also contiguous) of ``MIN_ELEMENTS`` or more whose channel count is not a multiple
-    of 16 and whose pixels fill the rows, outside autocast and the compiler."""
+    (or bf16) on the CPU (not also contiguous) of ``MIN_ELEMENTS`` or more whose channel count is not a
+    multiple of 16 and whose pixels fill the rows, outside the compiler."""
     return (
-        x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+        x.dim() == 4 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
         and x.numel() >= MIN_ELEMENTS and memory_layout(x) == torch.channels_last
         and _wide_factor(x) > 1 and (x.numel() // x.shape[1]) % _wide_factor(x) == 0
-        and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+        and not torch.compiler.is_compiling()
     )  # fmt: skip
 
 
@@ -471,7 +483,10 @@ def _train_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps)
     channels, factor = x.shape[1], _wide_factor(x)
     count = x.numel() // channels
     wide = _wide(x, factor)
-    column_mean, column_var = torch.batch_norm_update_stats(wide, None, None, 0.0)
+    # Given fp32 running statistics (left as they are: momentum 0), the kernel returns fp32 ones for a
+    # bf16 input too.
+    running = [None, None] if x.dtype == torch.float32 else x.new_zeros(2, wide.shape[1], dtype=torch.float32)
+    column_mean, column_var = torch.batch_norm_update_stats(wide, *running, 0.0)
     column_mean, column_var = column_mean.view(factor, channels), column_var.view(factor, channels)
     mean = column_mean.mean(0)  # every column counts as many pixels
     var = (column_var + (column_mean - mean).square()).mean(0)
@@ -511,8 +526,8 @@ def _train_batch_norm_backward(grad, x, weight, statistics, eps, mask):
     _, grad_normalized, grad_sum = torch.ops.aten.native_batch_norm_backward(
         grad, wide, None, wide_mean, wide_var, None, None, False, eps, [False, True, True]
     )
-    grad_normalized = _per_channel(grad_normalized, channels)  # sum(g * (x - mean) * invstd)
-    grad_sum = _per_channel(grad_sum, channels)
+    grad_normalized = _per_channel(grad_normalized.to(mean.dtype), channels)  # sum(g * (x - mean) * invstd)
+    grad_sum = _per_channel(grad_sum.to(mean.dtype), channels)
     grad_x = None
     if mask[0]:
         # scale * (g - mean(g) - normalized * mean(g * normalized)), scale = weight * invstd
@@ -524,7 +539,7 @@ def _train_batch_norm_backward(grad, x, weight, statistics, eps, mask):
             factor, scale * grad_normalized / -count, scale * grad_sum / -count, scale
         )
         _normalize(wide, slope, shift, wide_mean, wide_var, eps, _wide(grad_x, factor))
-        _wide(grad_x, factor).addcmul_(grad, scale)
+        _wide(grad_x, factor).addcmul_(grad, scale.to(x.dtype))  # mixed dtypes take a slow kernel
     return [grad_x, grad_normalized if mask[1] else None, grad_sum if mask[2] else None]
 
 
@@ -558,7 +573,7 @@ def _tile(factor: int, *vectors: torch.Tensor | None) -> list[torch.Tensor | Non
 def _normalize(wide, weight, bias, mean, var, eps, out) -> None:
     """``(wide - mean) / sqrt(var + eps) * weight + bias`` per column into ``out`` (a ``_wide`` matrix),
     by the eval-mode BatchNorm kernel."""
-    empty = wide.new_empty(0)
+    empty = wide.new_empty(0, dtype=mean.dtype)
     torch.ops.aten.native_batch_norm.out(
         wide, weight, bias, mean, var, False, 0.0, eps, out=out, save_mean=empty, save_invstd=empty
     )

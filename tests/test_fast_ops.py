@@ -92,9 +92,49 @@ def test_depthwise_conv_is_plain_where_its_form_does_not_apply():
     wide = torch.randn(2, 8, 8, 8, requires_grad=True)
     grouped = depthwise_conv2d(wide, torch.randn(4, 2, 3, 3), (1, 1), (1, 1), (1, 1))  # not depthwise
     assert type(grouped.grad_fn).__name__ == "ConvolutionBackward0"
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.float16):
         reduced = depthwise_conv2d(x, weight, (1, 1), (1, 1), (1, 1))
-    assert reduced.dtype == torch.bfloat16
+    assert reduced.dtype == torch.float16 and type(reduced.grad_fn).__name__ == "ConvolutionBackward0"
+    with pytest.raises(RuntimeError, match="should be the same"):  # mixed dtypes: F.conv2d's error
+        depthwise_conv2d(x.bfloat16(), weight, (1, 1), (1, 1), (1, 1))
+
+
+def _error(value: torch.Tensor, exact: torch.Tensor) -> float:
+    return ((value.float() - exact).norm() / exact.norm()).item()
+
+
+@pytest.mark.parametrize(
+    "kernel,dilation,padding,stride",
+    [(3, 1, 1, 1), (5, 1, 2, 1), (3, 2, 2, 1), (5, 2, 4, 1), (3, 1, 1, 2), (5, 1, 2, 2)],
+)
+def test_depthwise_conv_under_bf16_autocast_is_as_close_to_fp32_as_the_plain_one(
+    kernel, dilation, padding, stride
+):
+    """Under bf16 autocast (channels_last): stride 1 in bf16, the same forward values as autocast's
+    convolution and gradients as close to fp32's as its backward pass; stride 2 in fp32, exactly
+    the fp32 convolution (oneDNN's strided bf16 depthwise kernels are the slow ones)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 12, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(16, 1, kernel, kernel, requires_grad=True)
+    args = (stride, padding, dilation, 16)
+    exact = F.conv2d(x, weight, None, *args)
+    grad = torch.randn_like(exact)
+    exact_grads = torch.autograd.grad(exact, (x, weight), grad)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = depthwise_conv2d(x, weight, (stride, stride), (padding, padding), (dilation, dilation))
+        plain = F.conv2d(x, weight, None, *args)
+    assert type(fast.grad_fn).__name__ != type(plain.grad_fn).__name__
+    fast_grads = torch.autograd.grad(fast, (x, weight), grad)
+    assert [g.dtype for g in fast_grads] == [torch.float32, torch.float32]
+    if stride > 1:
+        assert fast.dtype == torch.float32 and torch.equal(fast, exact)
+        for f, e in zip(fast_grads, exact_grads):
+            torch.testing.assert_close(f, e, rtol=1e-5, atol=1e-5)
+        return
+    assert fast.dtype == torch.bfloat16 and torch.equal(fast, plain)
+    plain_grads = torch.autograd.grad(plain, (x, weight), grad)
+    for f, p, e in zip(fast_grads, plain_grads, exact_grads):
+        assert _error(f, e) < 1e-2 and _error(f, e) <= 2 * _error(p, e) + 1e-3
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
@@ -248,6 +288,34 @@ def test_batch_norm_of_a_channels_last_map_has_the_plain_values_gradients_and_st
         torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels", [36, 20])
+def test_batch_norm_of_a_bf16_map_is_as_close_to_fp32_as_the_plain_one(channels):
+    """``fast_ops.BatchNorm2d`` over a bf16 channels_last map (a bf16 autocast training step): fp32
+    statistics and parameter gradients, values and input gradient as close to fp32's as ATen's
+    mixed-precision kernels."""
+    torch.manual_seed(0)
+    plain = nn.BatchNorm2d(channels)
+    nn.init.uniform_(plain.weight, 0.5, 1.5)
+    nn.init.normal_(plain.bias)
+    fast = fast_ops.BatchNorm2d(channels)
+    exact = nn.BatchNorm2d(channels)
+    fast.load_state_dict(plain.state_dict())
+    exact.load_state_dict(plain.state_dict())
+    x = (3 * torch.randn(4, channels, 8, 8) + 2).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(4, channels, 8, 8).contiguous(memory_format=torch.channels_last)
+    assert fast_ops._wide_batch_norm_applies(x.bfloat16(), fast)
+    results = {}
+    for name, bn, xi in (("plain", plain, x.bfloat16()), ("fast", fast, x.bfloat16()), ("exact", exact, x)):
+        xi.requires_grad_()
+        out = bn(xi)
+        out.backward(grad.to(out.dtype))
+        results[name] = [out, xi.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var]
+    assert results["fast"][0].dtype == torch.bfloat16
+    assert [t.dtype for t in results["fast"][2:]] == [torch.float32] * 4
+    for f, p, e in zip(results["fast"], results["plain"], results["exact"]):
+        assert _error(f, e) < 2e-2 and _error(f, e) <= 2 * _error(p, e) + 1e-3
+
+
 def test_batch_norm_is_plain_where_its_form_does_not_apply():
     bn = fast_ops.BatchNorm2d(20)
     channels_last = torch.randn(4, 20, 6, 6).contiguous(memory_format=torch.channels_last)
@@ -257,7 +325,7 @@ def test_batch_norm_is_plain_where_its_form_does_not_apply():
         channels_last[:, :16].contiguous(memory_format=torch.channels_last), bn
     )
     assert not fast_ops._wide_batch_norm_applies(channels_last[:1, :, :3, :3], bn)  # 9 pixels, rows of 4
-    assert not fast_ops._wide_batch_norm_applies(channels_last.bfloat16(), bn)
+    assert not fast_ops._wide_batch_norm_applies(channels_last.double(), bn)
     bn.eval()
     assert not fast_ops._wide_batch_norm_applies(channels_last, bn)
     torch.testing.assert_close(
