@@ -1,29 +1,30 @@
 """Mixed precision and memory layout as settings (bf16 autocast on CPU and CUDA, fp16 with gradient
 scaling on CUDA, channels_last).
 
-``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones)
-and fp32 on CPUs. Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts bench``, README),
-fp32 in channels_last is the fastest form of every step there: search steps in bf16 are no faster
-than fp32 (0.9x at stage 1) and half as fast as fp32 in channels_last, the depthwise convolutions
-that dominate them having no fast bf16 kernels in oneDNN; training steps in bf16 (contiguous) ran
-1.63x the reference's speed on CIFAR and 1.08x on ImageNet, fp32 in channels_last 1.81x and 1.31x
-(2026-12-04, the same run). bf16 stays a memory setting on the CPU (0.59x the reference's
-memory on CIFAR against 0.89x). bf16 combined with channels_last gave non-finite, run-to-run
-different losses on small feature maps on the CPU in torch 2.14 (oneDNN), so on the CPU bf16 runs in
-the contiguous layout.
+``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones).
+On CPUs it is fp32 for search steps and bf16 for the evaluation networks' steps in channels_last
+on a CPU with native bf16 (AVX-512 BF16 or AMX; fp32 on others, and in the contiguous layout, where
+bf16 was not measured faster). Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts
+bench``, README "Search speed and memory"): search steps in bf16 are no faster than fp32 (0.9x at
+stage 1) and half as fast as fp32 in channels_last, the search's forms of ``fast_ops`` being fp32
+ones; training steps in bf16 + channels_last, with ``fast_ops``' depthwise convolutions and
+BatchNorm in bf16 too, ran 2.49x the reference's speed on CIFAR and 1.76x on ImageNet, fp32 +
+channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x of its memory against 0.84x and
+0.97x. bf16 + channels_last had given non-finite losses on
+small maps on the CPU (torch 2.14): that was oneDNN's strided 1x1 channels_last backward pass, which
+``FactorizedReduce`` no longer calls (``tests/test_training.py`` trains odd batches of small maps in
+it, twice, to the same finite losses).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Precision", "resolve_precision"]
+__all__ = ["Precision", "native_bf16", "resolve_precision"]
 
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -56,13 +57,30 @@ class Precision:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
 
-def resolve_precision(name: str, device: torch.device, channels_last: bool) -> Precision:
-    """Turns the ``precision`` setting into a ``Precision``; refuses fp16 on the CPU."""
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), not by emulation."""
+    return any(
+        getattr(torch.cpu, check, lambda: False)()
+        for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def resolve_precision(
+    name: str, device: torch.device, channels_last: bool, search: bool = False
+) -> Precision:
+    """Turns the ``precision`` setting into a ``Precision``; refuses fp16 on the CPU.
+
+    ``auto`` on the CPU: bf16 for the evaluation networks' steps (training, transfer, evaluation) in
+    channels_last on a CPU with native bf16, the fastest form measured there; fp32 otherwise, and
+    for search steps (``search``), whose forms are fp32 ones.
+    """
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and channels_last and not search and native_bf16():
+            name = "bf16"
         else:
             name = "fp32"
     if name == "fp16" and device.type != "cuda":
@@ -70,7 +88,4 @@ def resolve_precision(name: str, device: torch.device, channels_last: bool) -> P
 
         raise PdartsError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-    if channels_last and dtype == torch.bfloat16 and device.type == "cpu":
-        log.info("bf16 on the CPU runs in the contiguous layout (bf16 + channels_last gave NaN losses)")
-        channels_last = False
     return Precision(device.type, dtype, channels_last)

@@ -293,7 +293,7 @@ def build_search(
     With ``settings.compile``, the cells are compiled and tried at once on ``example`` (a batch of
     images, or its shape's zeros): if compilation fails there, a warning, and the cells stay eager.
     """
-    precision = resolve_precision(settings.precision, device, settings.channels_last)
+    precision = resolve_precision(settings.precision, device, settings.channels_last, search=True)
     ops = max(len(ops) for ops in candidates["normal"])
     log.info(
         "stage %s: %d cells, %d ops per edge, skip dropout %.2f",
