@@ -5,14 +5,14 @@ scaling on CUDA, channels_last).
 On CPUs it is fp32 for search steps and bf16 for the evaluation networks' steps in channels_last
 on a CPU with native bf16 (AVX-512 BF16 or AMX; fp32 on others, and in the contiguous layout, where
 bf16 was not measured faster). Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts
-bench``, README "Search speed and memory"): search steps in bf16 are no faster than fp32 (0.9x at
-stage 1) and half as fast as fp32 in channels_last, the search's forms of ``fast_ops`` being fp32
-ones; training steps in bf16 + channels_last, with ``fast_ops``' depthwise convolutions and
-BatchNorm in bf16 too, ran 2.49x the reference's speed on CIFAR and 1.76x on ImageNet, fp32 +
-channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x of its memory against 0.84x and
-0.97x. bf16 + channels_last had given non-finite losses on
-small maps on the CPU (torch 2.14): that was oneDNN's strided 1x1 channels_last backward pass, which
-``FactorizedReduce`` no longer calls (``tests/test_training.py`` trains odd batches of small maps in
+bench``, README "Search speed and memory"): search steps in bf16 (contiguous) were no faster than
+fp32 (0.9x at stage 1) and half as fast as fp32 in channels_last, the search's forms of
+``fast_ops`` being fp32 ones; training steps in bf16 + channels_last, with ``fast_ops``' depthwise
+convolutions and BatchNorm in bf16 too, ran 2.49x the reference's speed on CIFAR and 1.76x on
+ImageNet, fp32 + channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x of its memory
+against 0.84x and 0.97x. bf16 + channels_last had given non-finite losses on small maps on the CPU
+(torch 2.14): that was oneDNN's strided 1x1 channels_last backward pass, which ``FactorizedReduce``
+no longer calls (``tests/test_training.py`` trains odd batches of small maps in
 it, twice, to the same finite losses).
 """
 
