@@ -79,6 +79,9 @@ __all__ = [
 #: 64, ran about 15 % slower with them; every configuration of ``pdarts bench`` is above it).
 MIN_ELEMENTS = 1 << 16
 
+#: The dtypes the CPU forms take (bf16: a training step under bf16 autocast).
+_DTYPES = (torch.float32, torch.bfloat16)
+
 
 class _DepthwiseConv2d(torch.autograd.Function):
     @staticmethod
@@ -175,7 +178,7 @@ def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation)
     if torch.is_autocast_enabled("cpu"):
         if torch.get_autocast_dtype("cpu") != torch.bfloat16:
             return False
-    elif x.dtype not in (torch.float32, torch.bfloat16) or weight.dtype != x.dtype:
+    elif x.dtype not in _DTYPES or weight.dtype != x.dtype:
         return False
     if weight.shape[1] != 1 or x.shape[1] != weight.shape[0]:
         return False
@@ -458,7 +461,7 @@ def _wide_applies(x: torch.Tensor) -> bool:
     (or bf16) on the CPU (not also contiguous) of ``MIN_ELEMENTS`` or more whose channel count is not a
     multiple of 16 and whose pixels fill the rows, outside the compiler."""
     return (
-        x.dim() == 4 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+        x.dim() == 4 and x.device.type == "cpu" and x.dtype in _DTYPES
         and x.numel() >= MIN_ELEMENTS and memory_layout(x) == torch.channels_last
         and _wide_factor(x) > 1 and (x.numel() // x.shape[1]) % _wide_factor(x) == 0
         and not torch.compiler.is_compiling()
@@ -526,8 +529,8 @@ def _train_batch_norm_backward(grad, x, weight, statistics, eps, mask):
     _, grad_normalized, grad_sum = torch.ops.aten.native_batch_norm_backward(
         grad, wide, None, wide_mean, wide_var, None, None, False, eps, [False, True, True]
     )
-    grad_normalized = _per_channel(grad_normalized.to(mean.dtype), channels)  # sum(g * (x - mean) * invstd)
-    grad_sum = _per_channel(grad_sum.to(mean.dtype), channels)
+    grad_normalized = _per_channel(grad_normalized, channels)  # sum(g * (x - mean) * invstd)
+    grad_sum = _per_channel(grad_sum, channels)
     grad_x = None
     if mask[0]:
         # scale * (g - mean(g) - normalized * mean(g * normalized)), scale = weight * invstd

@@ -12,8 +12,8 @@ convolutions and BatchNorm in bf16 too, ran 2.49x the reference's speed on CIFAR
 ImageNet, fp32 + channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x of its memory
 against 0.84x and 0.97x. bf16 + channels_last had given non-finite losses on small maps on the CPU
 (torch 2.14): that was oneDNN's strided 1x1 channels_last backward pass, which ``FactorizedReduce``
-no longer calls (``tests/test_training.py`` trains odd batches of small maps in
-it, twice, to the same finite losses).
+no longer calls (``tests/test_training.py`` trains odd batches of small maps in it, twice, to the
+same finite losses).
 """
 
 from __future__ import annotations

@@ -17,10 +17,13 @@ from pdarts.training import evaluate, measure_latency, topk_correct, train_epoch
 CPU = torch.device("cpu")
 
 
-def _batches(n=2, batch=8, classes=10, seed=0):
+def _batches(n=2, batch=8, classes=10, seed=0, channels=1, size=8):
     g = torch.Generator().manual_seed(seed)
     return [
-        (torch.randn(batch, 1, 8, 8, generator=g), torch.randint(0, classes, (batch,), generator=g))
+        (
+            torch.randn(batch, channels, size, size, generator=g),
+            torch.randint(0, classes, (batch,), generator=g),
+        )
         for _ in range(n)
     ]
 
@@ -105,11 +108,7 @@ def test_bf16_channels_last_trains_odd_batches_of_small_maps_to_the_same_finite_
         torch.manual_seed(0)
         net = prec.prepare(CifarNetwork(GENOTYPES["PDARTS"], cells, channels, 10, in_channels=3))
         optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-        g = torch.Generator().manual_seed(1)
-        batches = [
-            (torch.randn(batch, 3, size, size, generator=g), torch.randint(0, 10, (batch,), generator=g))
-            for _ in range(3)
-        ]
+        batches = _batches(n=3, batch=batch, seed=1, channels=3, size=size)
         losses.append(train_epoch(net, batches, optimizer, CPU, 0.4, 5.0, precision=prec)["loss_sum"])
     assert math.isfinite(losses[0]) and losses[0] == losses[1]
 
