@@ -327,6 +327,9 @@ class DvcScenario(Scenario):
         step = self.repro("repro", "--force", "--single-item", f"search@{len(SMOKE_STAGES) - 1}", "train")
         step.info["git_status"] = self.repo.run("git", "status", "--porcelain").stdout
         step.info["dvc_status"] = self.repo.run("dvc", "status", "--json", "dvc.yaml").stdout
+        # Read now: the scenario goes on in the background and later steps rewrite the run record.
+        step.info["train_record"] = self.repo.json("logs/train.json")
+        step.info["train_epochs"] = self.repo.params["train"]["epochs"]
         return step
 
     def step_verify_images(self) -> Step:
@@ -695,8 +698,8 @@ def test_dvc_rerun_with_identical_results_leaves_git_and_dvc_clean(dvc):
     assert step.info["git_status"] == "", step.info["git_status"]
     assert json.loads(step.info["dvc_status"]) == {}, step.info["dvc_status"]
     # What varies from run to run went to the run records beside the logs.
-    record = json.loads((dvc.repo.path / "logs" / "train.json").read_text())
-    assert record["seconds"] > 0 and len(record["epoch_seconds"]) == dvc.repo.params["train"]["epochs"]
+    record = step.info["train_record"]
+    assert record["seconds"] > 0 and len(record["epoch_seconds"]) == step.info["train_epochs"]
     assert "torch" in record["environment"]
 
 
