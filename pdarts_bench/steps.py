@@ -116,15 +116,13 @@ def make_train_step(config: BenchConfig, settings: dict[str, Any], device) -> St
 
     from pdarts.precision import resolve_precision
     from pdarts.settings import TrainSettings
-    from pdarts.training import train_epoch
+    from pdarts.training import make_sgd, train_epoch
 
     recipe = TrainSettings.defaults()  # the paper's CIFAR recipe
     precision = resolve_precision(settings["precision"], device, settings["channels_last"])
     torch.manual_seed(0)
     network = precision.prepare(_network(config).to(device))
-    optimizer = torch.optim.SGD(
-        network.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
-    )
+    optimizer = make_sgd(network.parameters(), device, recipe.lr, recipe.momentum, recipe.weight_decay)
     model = torch.compile(network) if settings["compile"] else network
     batch = [random_batch(config, device, 1)]
     scaler = precision.grad_scaler()
