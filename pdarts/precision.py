@@ -2,18 +2,19 @@
 scaling on CUDA, channels_last).
 
 ``precision: auto`` is bf16 on CUDA GPUs that support it (fp16 with gradient scaling on older ones).
-On CPUs it is fp32 for search steps and bf16 for the evaluation networks' steps in channels_last
-on a CPU with native bf16 (AVX-512 BF16 or AMX; fp32 on others, and in the contiguous layout, where
-bf16 was not measured faster). Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts
-bench``, README "Search speed and memory"): search steps in bf16 (contiguous) were no faster than
-fp32 (0.9x at stage 1) and half as fast as fp32 in channels_last, the search's forms of
-``fast_ops`` being fp32 ones; training steps in bf16 + channels_last, with ``fast_ops``' depthwise
-convolutions and BatchNorm in bf16 too, ran 2.49x the reference's speed on CIFAR and 1.76x on
-ImageNet, fp32 + channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x of its memory
-against 0.84x and 0.97x. bf16 + channels_last had given non-finite losses on small maps on the CPU
-(torch 2.14): that was oneDNN's strided 1x1 channels_last backward pass, which ``FactorizedReduce``
-no longer calls (``tests/test_training.py`` trains odd batches of small maps in it, twice, to the
-same finite losses).
+On CPUs it is bf16 in channels_last on a CPU with native bf16 (AVX-512 BF16 or AMX), except for
+steps on small maps (under ``fast_ops.MIN_ELEMENTS`` in a batch of a search's first cells: the
+digits search), and fp32 otherwise: on other CPUs, in the contiguous layout, and on small maps, where
+bf16 was not measured faster. Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``pdarts
+bench``, README "Search speed and memory"): training steps in bf16 + channels_last, with
+``fast_ops``' depthwise convolutions and BatchNorm in bf16 too, ran 2.49x the reference's speed on
+CIFAR and 1.76x on ImageNet, fp32 + channels_last 1.68x and 1.48x (the same run), in 0.53x and 0.78x
+of its memory against 0.84x and 0.97x; search steps in bf16 + channels_last, with the search's forms
+in bf16, 9-16 % faster than in fp32 + channels_last (stages 1-3, batch 32) in 0.65-0.78x of the
+memory, and on the digits search's 8 x 8 maps 0.79x and 0.64x as fast. bf16 + channels_last had given
+non-finite losses on small maps on the CPU (torch 2.14): that was oneDNN's strided 1x1 channels_last
+backward pass, which ``FactorizedReduce`` no longer calls (``tests/test_training.py`` trains odd
+batches of small maps in it, twice, to the same finite losses).
 """
 
 from __future__ import annotations
@@ -65,21 +66,29 @@ def native_bf16() -> bool:
     )
 
 
+def _large(map_elements: int | None) -> bool:
+    from .fast_ops import MIN_ELEMENTS
+
+    return map_elements is None or map_elements >= MIN_ELEMENTS
+
+
 def resolve_precision(
-    name: str, device: torch.device, channels_last: bool, search: bool = False
+    name: str, device: torch.device, channels_last: bool, map_elements: int | None = None
 ) -> Precision:
     """Turns the ``precision`` setting into a ``Precision``; refuses fp16 on the CPU.
 
-    ``auto`` on the CPU: bf16 for the evaluation networks' steps (training, transfer, evaluation) in
-    channels_last on a CPU with native bf16, the fastest form measured there; fp32 otherwise, and
-    for search steps (``search``), whose forms are fp32 ones.
+    ``auto`` on the CPU: bf16 in channels_last on a CPU with native bf16, the fastest form measured
+    there, unless ``map_elements`` (the elements of a batch of a step's first maps; None: not
+    considered) is under ``fast_ops.MIN_ELEMENTS``: on maps that small every op costs its call more
+    than its arithmetic, ``fast_ops`` takes the plain ops, and bf16's casts add calls (the digits
+    search, 64 x 8 x 8 x 8: 0.83-1.04 s per step in bf16 against 0.65-0.67 s in fp32). fp32 otherwise.
     """
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and channels_last and not search and native_bf16():
+        elif device.type == "cpu" and channels_last and native_bf16() and _large(map_elements):
             name = "bf16"
         else:
             name = "fp32"

@@ -246,6 +246,80 @@ def test_shared_pooled_batch_norm_is_each_edges_pooled_batch_norm_and_keeps_only
         assert x.untyped_storage().data_ptr() in kept and len(big) <= 5  # mean, invstd, 3 scales
 
 
+def _search_form(form: str, x, weight, bns, scales, pool):
+    """One of the search's forms of ``fast_ops`` on ``x`` (a list of outputs)."""
+    if form == "pointwise":
+        return [pointwise_batch_norm(x, weight, bns[0], scales[0])]
+    if form == "pooled":
+        return [pooled_batch_norm(x, pool, bns[0], scales[0])]
+    return fast_ops.shared_pooled_batch_norm(x, pool, bns, scales)
+
+
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("form", ["pointwise", "pooled", "shared"])
+@pytest.mark.parametrize("channels", [16, 20])  # ATen's BatchNorm kernels, the wide BatchNorm
+def test_search_forms_under_bf16_autocast_are_as_close_to_fp32_as_the_plain_ops(channels, form, x_dtype):
+    """A bf16 search step (CPU autocast, channels_last): each form runs (not the plain ops), its map in
+    the dtype autocast gives it (the 1x1 convolution's output in bf16, a pool in its input's dtype),
+    with fp32 running statistics and gradients in each input's dtype, as close to the fp32 results as
+    the plain ops under autocast."""
+    torch.manual_seed(0)
+    pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    size, c_in = 8, (12 if form == "pointwise" else channels)
+    x = (2 * torch.randn(4, c_in, size, size) + 1).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(channels, c_in, 1, 1, requires_grad=True)
+    grads = [
+        torch.randn(4, channels, size, size).contiguous(memory_format=torch.channels_last) for _ in range(3)
+    ]
+    results = {}
+    for name in ("fast", "plain", "exact"):
+        bns = [nn.BatchNorm2d(channels, affine=False) for _ in range(3 if form == "shared" else 1)]
+        scales = [torch.tensor(s, requires_grad=True) for s in (0.6, 0.3, 1.7)][: len(bns)]
+        xi = (x if name == "exact" else x.to(x_dtype)).detach().requires_grad_()
+        inputs = [xi, *scales] + ([weight] if form == "pointwise" else [])
+        if name == "exact":
+            outs = [
+                s * bn(pool(xi) if form != "pointwise" else F.conv2d(xi, weight))
+                for s, bn in zip(scales, bns)
+            ]
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                if name == "plain":
+                    z = pool(xi) if form != "pointwise" else F.conv2d(xi, weight)
+                    outs = [s * bn(z) for s, bn in zip(scales, bns)]
+                else:
+                    outs = _search_form(form, xi, weight, bns, scales, pool)
+        grad_fns = {type(out.grad_fn).__name__ for out in outs}
+        got = torch.autograd.grad(outs, inputs, [g.to(o.dtype) for g, o in zip(grads, outs)])
+        results[name] = (
+            outs,
+            got,
+            [bn.running_mean for bn in bns] + [bn.running_var for bn in bns],
+            grad_fns,
+        )
+    (fast, fast_grads, fast_stats, fast_fns), (plain, plain_grads, plain_stats, plain_fns) = (
+        results["fast"],
+        results["plain"],
+    )
+    exact, exact_grads, exact_stats, _ = results["exact"]
+    assert fast_fns.isdisjoint(plain_fns)  # the form ran
+    map_dtype = torch.bfloat16 if form == "pointwise" else x_dtype
+    assert {out.dtype for out in fast} == {map_dtype} == {out.dtype for out in plain}
+    assert (
+        [g.dtype for g in fast_grads]
+        == [g.dtype for g in plain_grads]
+        == [x_dtype] + [torch.float32] * (len(fast_grads) - 1)
+    )
+    assert {t.dtype for t in fast_stats} == {torch.float32}
+    for f, p, e in zip(
+        [*fast, *fast_grads, *fast_stats],
+        [*plain, *plain_grads, *plain_stats],
+        [*exact, *exact_grads, *exact_stats],
+    ):
+        # A scale's gradient is one sum: its error is one rounding, not an error spread over a map.
+        assert _error(f, e) < 2e-2 and (f.numel() == 1 or _error(f, e) <= 2 * _error(p, e) + 1e-3)
+
+
 def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
     bn = nn.BatchNorm2d(3, affine=False).eval()
     x, weight = torch.randn(2, 4, 5, 5), torch.randn(3, 4, 1, 1)

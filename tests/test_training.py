@@ -119,7 +119,10 @@ def test_fp16_needs_cuda_and_auto_resolves():
     auto = resolve_precision("auto", CPU, True)
     # The fastest forms measured on the CPU (precision.py): bf16 + channels_last where bf16 is native.
     assert auto.name == ("bf16" if native_bf16() else "fp32") and auto.channels_last
-    assert resolve_precision("auto", CPU, True, search=True).name == "fp32"
+    # Small maps (under fast_ops.MIN_ELEMENTS: the digits search) stay fp32, large ones follow the rule.
+    assert resolve_precision("auto", CPU, True, map_elements=64 * 8 * 8 * 8).name == "fp32"
+    assert resolve_precision("auto", CPU, True, map_elements=32 * 16 * 32 * 32).name == auto.name
+    assert resolve_precision("bf16", CPU, True, map_elements=1).name == "bf16"  # asked for: kept
     assert resolve_precision("auto", CPU, False).name == "fp32"
     assert resolve_precision("bf16", CPU, True).channels_last  # the fastest training form on the CPU
     assert resolve_precision("fp32", CPU, False).grad_scaler().is_enabled() is False

@@ -290,17 +290,22 @@ def build_search(
 ) -> SearchParts:
     """A fresh supernet of ``stage`` over ``candidates`` on ``device``, its optimizers and its precision.
 
-    With ``settings.compile``, the cells are compiled and tried at once on ``example`` (a batch of
-    images, or its shape's zeros): if compilation fails there, a warning, and the cells stay eager.
+    ``example`` is a batch of images, or its shape's zeros. Its size, in the first cells' maps,
+    decides ``precision: auto`` on the CPU (``resolve_precision``). With ``settings.compile``, the cells
+    are compiled and tried at once on it: if compilation fails there, a warning, and the cells stay
+    eager.
     """
-    precision = resolve_precision(settings.precision, device, settings.channels_last, search=True)
+    first_maps = None if example is None else len(example) * settings.init_channels * example[0, 0].numel()
+    precision = resolve_precision(settings.precision, device, settings.channels_last, first_maps)
     ops = max(len(ops) for ops in candidates["normal"])
     log.info(
-        "stage %s: %d cells, %d ops per edge, skip dropout %.2f",
+        "stage %s: %d cells, %d ops per edge, skip dropout %.2f, %s%s",
         stage.name,
         stage.cells,
         ops,
         stage.skip_dropout,
+        precision.name,
+        " + channels_last" if precision.channels_last else "",
     )
     model = SearchNetwork(
         candidates,
@@ -476,7 +481,7 @@ def run_search_stage(
     """
     device = torch.device(device)
     torch.manual_seed(settings.seed)
-    example = _example_images(weight_batches) if settings.compile else None
+    example = _example_images(weight_batches)
     parts = build_search(candidates, settings, stage, num_classes, in_channels, device, example=example)
     refusal = graph_refusal(settings, device, parts.precision)
     if settings.cuda_graph and refusal:
