@@ -463,13 +463,13 @@ def test_a_search_cell_computes_one_relu_per_state_for_all_its_convolutions():
     assert relus.count == 2 + 5
 
 
-def _search_steps(steps: int = 2):
+def _search_steps(steps: int = 2, precision: str = "fp32"):
     from pdarts.search.stage import build_search, search_step
     from pdarts.search_space import full_candidates
     from pdarts.settings import SearchSettings, Stage
 
     torch.manual_seed(0)
-    settings = SearchSettings.defaults(init_channels=4, channels_last=True, precision="fp32")
+    settings = SearchSettings.defaults(init_channels=4, channels_last=True, precision=precision)
     search = build_search(
         full_candidates(PRIMITIVES), settings, Stage("s", 3, 0.3), 10, 3, torch.device("cpu")
     )
@@ -496,3 +496,17 @@ def test_search_steps_with_the_fast_forms_repeat_exactly_and_match_the_plain_ops
     plain = _search_steps()
     for name in fast:
         torch.testing.assert_close(fast[name], plain[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_search_steps_with_the_fast_forms_repeat_exactly_and_stay_near_the_plain_ops(monkeypatch):
+    """bf16 search steps with the forms are deterministic (a resumed search repeats them); after two
+    steps their weights, alphas and running statistics are, summed over the tensors, at most twice
+    as far (relative error) from fp32's as the plain bf16 ops'."""
+    fast, again = _search_steps(precision="bf16"), _search_steps(precision="bf16")
+    assert all(torch.equal(fast[name], again[name]) for name in fast)
+    exact = _search_steps()
+    monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 2**62)
+    plain = _search_steps(precision="bf16")
+    floats = [name for name in fast if fast[name].is_floating_point()]
+    error = {k: sum(_error(s[n], exact[n]) for n in floats) for k, s in (("fast", fast), ("plain", plain))}
+    assert 0 < error["fast"] <= 2 * error["plain"] + 1e-3, error
