@@ -198,9 +198,10 @@ def measure_latency(
     return sorted(times)[len(times) // 2]
 
 
-# Devices where the weight update takes its multi-tensor forms: the same numbers as the per-tensor
-# loops, in a few calls for all the network's tensors (ImageNet, batch 8, 648 tensors on the CPU:
-# fused SGD 5.1 ms against 10.7, clipping 3.8 ms against 5.9, of a 0.27 s step).
+# Devices where the weight update takes its multi-tensor forms: the per-tensor loops' arithmetic in a
+# few calls for all the network's tensors (ImageNet, batch 8, 648 tensors on the CPU: fused SGD 5.1 ms
+# against 10.7, clipping 3.8 ms against 5.9, of a 0.27 s step). The clipping gives the same numbers;
+# fused SGD rounds some large tensors' updates in the last bit otherwise (vectorised multiply-adds).
 _MULTI_TENSOR_DEVICES = ("cpu", "cuda")
 
 
