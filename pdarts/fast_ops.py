@@ -58,6 +58,7 @@ autocast, grouped convolutions that are not depthwise, affine BatchNorm, under `
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -176,11 +177,27 @@ def subsample(x: torch.Tensor, *offsets: int) -> tuple[torch.Tensor, ...]:
     return _Subsample.apply(x, *offsets)
 
 
+def _cpu_bf16_autocast(x: torch.Tensor) -> bool:
+    """Whether ``x``'s ops run under bf16 autocast on the CPU (a bf16 step on the CPU)."""
+    return (
+        x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )  # fmt: skip
+
+
+def _outside_autocast() -> contextlib.AbstractContextManager:
+    """The CPU's autocast switched off for a form's own ops, which get the dtypes autocast would give
+    them from the form; nothing to switch (and no context's cost, 3.5 us a call) where it is off."""
+    return (
+        torch.autocast("cpu", enabled=False) if torch.is_autocast_enabled("cpu") else contextlib.nullcontext()
+    )
+
+
 def _fast_path(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
     if x.numel() < MIN_ELEMENTS or x.device.type != "cpu" or torch.compiler.is_compiling():
         return False
     if torch.is_autocast_enabled("cpu"):
-        if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        if not _cpu_bf16_autocast(x):
             return False
     elif x.dtype not in _DTYPES or weight.dtype != x.dtype:
         return False
@@ -203,12 +220,11 @@ def depthwise_conv2d(
     that a strided one runs in fp32 (oneDNN's strided bf16 depthwise kernels are 20-100x slower)."""
     if not _fast_path(x, weight, stride, padding, dilation):
         return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
-    args = (tuple(stride), tuple(padding), tuple(dilation))
-    if not torch.is_autocast_enabled("cpu"):
-        return _DepthwiseConv2d.apply(x, weight, *args)
-    dtype = torch.float32 if max(stride) > 1 else torch.bfloat16
-    with torch.autocast("cpu", enabled=False):
-        return _DepthwiseConv2d.apply(x.to(dtype), weight.to(dtype), *args)
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.float32 if max(stride) > 1 else torch.bfloat16
+        x, weight = x.to(dtype), weight.to(dtype)
+    with _outside_autocast():
+        return _DepthwiseConv2d.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation))
 
 
 def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scale: torch.Tensor | None):
@@ -394,7 +410,7 @@ def shared_pooled_batch_norm(
     momentum = _momentum(first)
     for bn in bns[1:]:
         _momentum(bn)  # counts the batch
-    with torch.autocast("cpu", enabled=False):  # pools and BatchNorm in x's dtype, as under autocast
+    with _outside_autocast():  # pools and BatchNorm in x's dtype, as under autocast
         outputs = _SharedPooledBatchNorm.apply(
             x, pool, first.running_mean, first.running_var, momentum, first.eps, *scales
         )
@@ -402,14 +418,6 @@ def shared_pooled_batch_norm(
         bn.running_mean.copy_(first.running_mean)
         bn.running_var.copy_(first.running_var)
     return list(outputs)
-
-
-def _cpu_bf16_autocast(x: torch.Tensor) -> bool:
-    """Whether ``x``'s ops run under bf16 autocast on the CPU (a search step in bf16)."""
-    return (
-        x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-        and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    )  # fmt: skip
 
 
 def _plain_batch_norm(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> bool:
@@ -434,7 +442,7 @@ def pooled_batch_norm(
     if _plain_batch_norm(x, bn):
         return scaled_batch_norm(bn, pool(x), scale)
     bn_weight = None if scale is None else _scale_weight(bn, scale)
-    with torch.autocast("cpu", enabled=False):  # pools and BatchNorm in x's dtype, as under autocast
+    with _outside_autocast():  # pools and BatchNorm in x's dtype, as under autocast
         return _PooledBatchNorm.apply(
             x, pool, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
         )
@@ -455,7 +463,7 @@ def pointwise_batch_norm(
     bn_weight = None if scale is None else _scale_weight(bn, scale)
     if _cpu_bf16_autocast(x):  # the convolution in bf16, as under autocast
         x, weight = x.to(torch.bfloat16), weight.to(torch.bfloat16)
-    with torch.autocast("cpu", enabled=False):
+    with _outside_autocast():
         return _PointwiseBatchNorm.apply(
             x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
         )

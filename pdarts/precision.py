@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import fast_ops
+
 __all__ = ["Precision", "native_bf16", "resolve_precision"]
 
 
@@ -66,12 +68,6 @@ def native_bf16() -> bool:
     )
 
 
-def _large(map_elements: int | None) -> bool:
-    from .fast_ops import MIN_ELEMENTS
-
-    return map_elements is None or map_elements >= MIN_ELEMENTS
-
-
 def resolve_precision(
     name: str, device: torch.device, channels_last: bool, map_elements: int | None = None
 ) -> Precision:
@@ -88,8 +84,8 @@ def resolve_precision(
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and channels_last and native_bf16() and _large(map_elements):
-            name = "bf16"
+        elif device.type == "cpu" and channels_last and native_bf16():
+            name = "fp32" if map_elements is not None and map_elements < fast_ops.MIN_ELEMENTS else "bf16"
         else:
             name = "fp32"
     if name == "fp16" and device.type != "cuda":
