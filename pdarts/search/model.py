@@ -389,6 +389,7 @@ class SearchNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.checkpoint_cells = checkpoint_cells
+        self._parameter_cache: tuple[list[nn.Parameter], list[nn.Parameter]] | None = None
         self._compiled_cells: list[nn.Module] | None = None  # a plain list: not registered modules
         candidates = {cell: [canonical_order(ops) for ops in candidates[cell]] for cell in CELL_TYPES}
         c_stem = stem_multiplier * init_channels
@@ -410,11 +411,24 @@ class SearchNetwork(nn.Module):
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """The network weights (everything but the alphas)."""
-        return [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
+        return list(self._parameter_lists()[0])
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The architecture parameters (alphas of both cell types)."""
-        return list(self.alphas.parameters())
+        return list(self._parameter_lists()[1])
+
+    def _parameter_lists(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """The weights and the alphas, listed once: every update asks for both, and walking the
+        supernet's modules took 21 ms a call at stage 3 (17 cells, 1,500 weight tensors). Listed
+        again after ``_apply`` (``to``, ``cuda``, ...), which may put new parameters in place."""
+        if self._parameter_cache is None:
+            weights = [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
+            self._parameter_cache = (weights, list(self.alphas.parameters()))
+        return self._parameter_cache
+
+    def _apply(self, fn, recurse=True):
+        self._parameter_cache = None
+        return super()._apply(fn, recurse)
 
     def compile_cells(self, enabled: bool = True) -> None:
         """Runs every cell through ``torch.compile`` from now on (``False``: eagerly again).

@@ -22,6 +22,23 @@ def test_alphas_are_registered_and_owned_apart_from_weights():
     assert float(torch.cat([a.detach() for a in alphas]).abs().max()) < 0.01  # 1e-3 * N(0, 1)
 
 
+def test_parameter_lists_are_the_modules_own_after_a_conversion_that_replaces_them():
+    net = SearchNetwork(full_candidates(("none", "skip_connect")), 3, init_channels=4, num_classes=10)
+    before = net.weight_parameters()
+    before.clear()  # a caller's list is its own
+    assert len(net.weight_parameters()) == len(list(net.parameters())) - 28
+    previous = torch.__future__.get_overwrite_module_params_on_conversion()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)  # .to() makes new Parameters
+    try:
+        net.to(torch.float64)
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(previous)
+    owned = {id(p) for p in net.parameters()}
+    weights, alphas = net.weight_parameters(), net.arch_parameters()
+    assert {id(p) for p in weights} | {id(p) for p in alphas} == owned
+    assert all(p.dtype == torch.float64 for p in weights + alphas)
+
+
 def test_reductions_at_a_third_and_two_thirds_and_shared_alphas():
     net = SearchNetwork(full_candidates(), num_cells=8, init_channels=4, num_classes=3)
     assert [c.reduction for c in net.cells] == [False, False, True, False, False, True, False, False]
