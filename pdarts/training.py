@@ -35,7 +35,9 @@ __all__ = [
     "evaluate",
     "evaluate_model_file",
     "evaluate_network",
+    "make_sgd",
     "measure_latency",
+    "multi_tensor",
     "network_from_file",
     "network_spec",
     "topk_correct",
@@ -136,7 +138,7 @@ def train_epoch(
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
         if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=_multi_tensor(device))
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=multi_tensor(device))
         scaler.step(optimizer)
         scaler.update()
         loss_sum = loss_sum + loss.detach() * len(target)
@@ -205,7 +207,7 @@ def measure_latency(
 _MULTI_TENSOR_DEVICES = ("cpu", "cuda")
 
 
-def _multi_tensor(device: torch.device) -> bool | None:
+def multi_tensor(device: torch.device) -> bool | None:
     """True where ``device`` has the multi-tensor forms; None (torch's choice) elsewhere."""
     return True if device.type in _MULTI_TENSOR_DEVICES else None
 
@@ -215,7 +217,7 @@ def make_sgd(
 ) -> torch.optim.SGD:
     """SGD with momentum and weight decay, fused into one kernel per step where the device has it."""
     return torch.optim.SGD(
-        params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=_multi_tensor(device)
+        params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=multi_tensor(device)
     )
 
 

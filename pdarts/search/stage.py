@@ -27,7 +27,7 @@ from ..schedules import cosine_lr, skip_dropout_rate
 from ..search_space import Candidates
 from ..settings import SearchSettings, Stage
 from ..state import capture, restore
-from ..training import FP32, LossGuard
+from ..training import FP32, LossGuard, make_sgd, multi_tensor
 from . import graphs
 from .model import SearchNetwork
 
@@ -140,7 +140,7 @@ def _update(
         scaler.scale(loss).backward(inputs=params)
     average_gradients(params)  # over data-parallel processes, if any
     scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16 scaling)
-    nn.utils.clip_grad_norm_(params, grad_clip)
+    nn.utils.clip_grad_norm_(params, grad_clip, foreach=multi_tensor(params[0].device))
     scaler.step(optimizer)
     return loss.detach() * target.numel(), (logits.argmax(1) == target).sum(), target.numel()
 
@@ -319,11 +319,8 @@ def build_search(
     model = precision.prepare(model.to(device))
     if settings.compile:
         compile_cells(model, None if example is None else example.to(device), precision)
-    weight_optimizer = torch.optim.SGD(
-        model.weight_parameters(),
-        lr=settings.weight_lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
+    weight_optimizer = make_sgd(
+        model.weight_parameters(), device, settings.weight_lr, settings.momentum, settings.weight_decay
     )
     alpha_optimizer = torch.optim.Adam(
         model.arch_parameters(),
