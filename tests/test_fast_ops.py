@@ -48,7 +48,9 @@ def test_depthwise_conv_has_the_plain_values_and_gradients(kernel, dilation, pad
     grad = torch.randn(3, 6, size, size)
     fast = depthwise_conv2d(x, weight, (1, 1), (padding, padding), (dilation, dilation))
     plain = F.conv2d(x, weight, None, 1, padding, dilation, 6)
-    assert fast.grad_fn is not None and type(fast.grad_fn).__name__ != type(plain.grad_fn).__name__
+    # An undilated 3x3 kernel on a channels_last map takes the plain ops (oneDNN's kernels are as fast).
+    form = not (kernel == 3 and dilation == 1 and layout == torch.channels_last)
+    assert fast.grad_fn is not None and (type(fast.grad_fn) is not type(plain.grad_fn)) == form
     assert torch.equal(fast, plain)
     fast_grads = torch.autograd.grad(fast, (x, weight), grad)
     plain_grads = torch.autograd.grad(plain, (x, weight), grad)
@@ -123,7 +125,8 @@ def test_depthwise_conv_under_bf16_autocast_is_as_close_to_fp32_as_the_plain_one
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = depthwise_conv2d(x, weight, (stride, stride), (padding, padding), (dilation, dilation))
         plain = F.conv2d(x, weight, None, *args)
-    assert type(fast.grad_fn).__name__ != type(plain.grad_fn).__name__
+    form = (kernel, dilation, stride) != (3, 1, 1)  # an undilated 3x3 takes the plain ops
+    assert (type(fast.grad_fn) is not type(plain.grad_fn)) == form
     fast_grads = torch.autograd.grad(fast, (x, weight), grad)
     assert [g.dtype for g in fast_grads] == [torch.float32, torch.float32]
     if stride > 1:
