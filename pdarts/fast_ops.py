@@ -48,11 +48,12 @@ CPU, ``precision.py``), where oneDNN's bf16 depthwise backward kernels are slowe
 except with stride 2, where it runs in fp32 (oneDNN's strided bf16 depthwise forward kernels took
 15-28 ms at the CIFAR network's reduction cells, against under 1 ms in fp32); the BatchNorm keeps its
 statistics and parameter gradients in fp32. A CIFAR training step in bf16 + channels_last went from
-1.8-2.0 s to 1.0-1.15 s with them (``pdarts bench``, README). The search's forms take bf16 too
-(``pointwise_batch_norm``, ``pooled_batch_norm``, ``shared_pooled_batch_norm`` under the CPU's bf16
-autocast): the 1x1 convolution in bf16 and the pools in their input's dtype, as autocast would run
-them, BatchNorm with fp32 statistics. Search steps of stages 1-3 (batch 32) in bf16 + channels_last
-ran 9-16 % faster than in fp32 + channels_last, in 0.65-0.78x of the memory.
+1.8-2.0 s to 1.0-1.15 s with them (``pdarts bench``, README). The search's pooling forms take bf16 too
+(``pooled_batch_norm``, ``shared_pooled_batch_norm`` under the CPU's bf16 autocast): the pools in
+their input's dtype, as autocast would run them, BatchNorm with fp32 statistics. Search steps of
+stages 1-3 (batch 32) in bf16 + channels_last ran 9-16 % faster than in fp32 + channels_last, in
+0.65-0.78x of the memory. ``pointwise_batch_norm`` takes the plain ops under bf16 autocast, which are
+faster there and whose memory bf16 halves (its docstring).
 
 Each runs the plain ops where its form does not apply (CUDA for the depthwise convolution, fp16
 autocast, grouped convolutions that are not depthwise, affine BatchNorm, under ``torch.compile``).
@@ -488,12 +489,17 @@ def pointwise_batch_norm(
     """``scaled_batch_norm(bn, F.conv2d(x, weight), scale)`` for a 1x1 ``weight`` and a BatchNorm
     layer without affine parameters, keeping one activation for the backward pass instead of two in
     training (``_PointwiseBatchNorm``); the plain ops in eval mode, in reduced precision or when
-    compiling."""
-    if _plain_batch_norm(x, bn):
+    compiling.
+
+    Under the CPU's bf16 autocast, the plain ops too: there the form's memory is not needed (bf16
+    activations take half the bytes) and its time is. A/B in one process, plain over form, median
+    step time: search stage 1 (batch 32) 0.945, stage 2 0.960, stage 3 0.931 and 0.945, stage 1 at
+    batch 96 1.016; peak memory 3.01 GB against 2.35 at stage 1 (batch 96, a third of the
+    reference's 9.1 GB), 2.05 against 1.69 at stage 3. In fp32 the form stays: without it stage 1's
+    peak at batch 96 was 0.51 of the reference's."""
+    if _plain_batch_norm(x, bn) or _cpu_bf16_autocast(x):
         return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
     bn_weight = None if scale is None else _scale_weight(bn, scale)
-    if _cpu_bf16_autocast(x):  # the convolution in bf16, as under autocast
-        x, weight = x.to(torch.bfloat16), weight.to(torch.bfloat16)
     with _outside_autocast():
         return _PointwiseBatchNorm.apply(
             x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps

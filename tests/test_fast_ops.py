@@ -249,28 +249,24 @@ def test_shared_pooled_batch_norm_is_each_edges_pooled_batch_norm_and_keeps_only
         assert x.untyped_storage().data_ptr() in kept and len(big) <= 5  # mean, invstd, 3 scales
 
 
-def _search_form(form: str, x, weight, bns, scales, pool):
-    """One of the search's forms of ``fast_ops`` on ``x`` (a list of outputs)."""
-    if form == "pointwise":
-        return [pointwise_batch_norm(x, weight, bns[0], scales[0])]
+def _search_form(form: str, x, bns, scales, pool):
+    """One of the search's pooling forms of ``fast_ops`` on ``x`` (a list of outputs)."""
     if form == "pooled":
         return [pooled_batch_norm(x, pool, bns[0], scales[0])]
     return fast_ops.shared_pooled_batch_norm(x, pool, bns, scales)
 
 
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("form", ["pointwise", "pooled", "shared"])
+@pytest.mark.parametrize("form", ["pooled", "shared"])
 @pytest.mark.parametrize("channels", [16, 20])  # ATen's BatchNorm kernels, the wide BatchNorm
 def test_search_forms_under_bf16_autocast_are_as_close_to_fp32_as_the_plain_ops(channels, form, x_dtype):
-    """A bf16 search step (CPU autocast, channels_last): each form runs (not the plain ops), its map in
-    the dtype autocast gives it (the 1x1 convolution's output in bf16, a pool in its input's dtype),
-    with fp32 running statistics and gradients in each input's dtype, as close to the fp32 results as
-    the plain ops under autocast."""
+    """A bf16 search step (CPU autocast, channels_last): each pooling form runs (not the plain ops),
+    its map in the dtype autocast gives it (a pool's: its input's), with fp32 running statistics and
+    gradients in each input's dtype, as close to the fp32 results as the plain ops under autocast."""
     torch.manual_seed(0)
     pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-    size, c_in = 8, (12 if form == "pointwise" else channels)
-    x = (2 * torch.randn(4, c_in, size, size) + 1).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(channels, c_in, 1, 1, requires_grad=True)
+    size = 8
+    x = (2 * torch.randn(4, channels, size, size) + 1).contiguous(memory_format=torch.channels_last)
     grads = [
         torch.randn(4, channels, size, size).contiguous(memory_format=torch.channels_last) for _ in range(3)
     ]
@@ -279,19 +275,16 @@ def test_search_forms_under_bf16_autocast_are_as_close_to_fp32_as_the_plain_ops(
         bns = [nn.BatchNorm2d(channels, affine=False) for _ in range(3 if form == "shared" else 1)]
         scales = [torch.tensor(s, requires_grad=True) for s in (0.6, 0.3, 1.7)][: len(bns)]
         xi = (x if name == "exact" else x.to(x_dtype)).detach().requires_grad_()
-        inputs = [xi, *scales] + ([weight] if form == "pointwise" else [])
+        inputs = [xi, *scales]
         if name == "exact":
-            outs = [
-                s * bn(pool(xi) if form != "pointwise" else F.conv2d(xi, weight))
-                for s, bn in zip(scales, bns)
-            ]
+            outs = [s * bn(pool(xi)) for s, bn in zip(scales, bns)]
         else:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 if name == "plain":
-                    z = pool(xi) if form != "pointwise" else F.conv2d(xi, weight)
+                    z = pool(xi)
                     outs = [s * bn(z) for s, bn in zip(scales, bns)]
                 else:
-                    outs = _search_form(form, xi, weight, bns, scales, pool)
+                    outs = _search_form(form, xi, bns, scales, pool)
         grad_fns = {type(out.grad_fn).__name__ for out in outs}
         got = torch.autograd.grad(outs, inputs, [g.to(o.dtype) for g, o in zip(grads, outs)])
         results[name] = (
@@ -306,8 +299,7 @@ def test_search_forms_under_bf16_autocast_are_as_close_to_fp32_as_the_plain_ops(
     )
     exact, exact_grads, exact_stats, _ = results["exact"]
     assert fast_fns.isdisjoint(plain_fns)  # the form ran
-    map_dtype = torch.bfloat16 if form == "pointwise" else x_dtype
-    assert {out.dtype for out in fast} == {map_dtype} == {out.dtype for out in plain}
+    assert {out.dtype for out in fast} == {x_dtype} == {out.dtype for out in plain}
     assert (
         [g.dtype for g in fast_grads]
         == [g.dtype for g in plain_grads]
@@ -319,8 +311,12 @@ def test_search_forms_under_bf16_autocast_are_as_close_to_fp32_as_the_plain_ops(
         [*plain, *plain_grads, *plain_stats],
         [*exact, *exact_grads, *exact_stats],
     ):
-        # A scale's gradient is one sum: its error is one rounding, not an error spread over a map.
-        assert _error(f, e) < 2e-2 and (f.numel() == 1 or _error(f, e) <= 2 * _error(p, e) + 1e-3)
+        if f.numel() == 1:
+            # A scale's gradient is one sum of bf16 products that largely cancel: its error is the
+            # plain ops' order (2-10 % on some draws), bounded against theirs.
+            assert _error(f, e) <= 2 * _error(p, e) + 2e-2
+        else:
+            assert _error(f, e) < 2e-2 and _error(f, e) <= 2 * _error(p, e) + 1e-3
 
 
 def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
@@ -331,6 +327,32 @@ def test_pointwise_batch_norm_is_plain_in_eval_mode_and_without_gradients():
     with torch.no_grad():
         out = pointwise_batch_norm(x, weight, bn)
     assert out.grad_fn is None and int(bn.num_batches_tracked) == 1
+
+
+def test_pointwise_batch_norm_takes_the_plain_ops_under_bf16_autocast():
+    """Under the CPU's bf16 autocast the 1x1 convolution and its BatchNorm are the plain ops (faster
+    there; bf16 halves the memory the form saves): the same values, gradients and statistics, bit for
+    bit, and no ``_PointwiseBatchNorm`` in the graph; in fp32 the form."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 12, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(16, 12, 1, 1, requires_grad=True)
+    scale = torch.tensor(0.4, requires_grad=True)
+    results = []
+    for fast in (True, False):
+        bn = nn.BatchNorm2d(16, affine=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = (
+                pointwise_batch_norm(x, weight, bn, scale)
+                if fast
+                else scaled_batch_norm(bn, F.conv2d(x, weight), scale)
+            )
+        assert out.dtype == torch.bfloat16 and "Pointwise" not in type(out.grad_fn).__name__
+        grads = torch.autograd.grad(out, (x, weight, scale), torch.ones_like(out))
+        results.append([out, *grads, bn.running_mean, bn.running_var])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    fp32 = pointwise_batch_norm(x, weight, nn.BatchNorm2d(16, affine=False), scale)
+    assert "Pointwise" in type(fp32.grad_fn).__name__
 
 
 @pytest.mark.parametrize("affine", [True, False])
