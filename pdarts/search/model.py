@@ -419,7 +419,7 @@ class SearchNetwork(nn.Module):
 
     def _parameter_lists(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """The weights and the alphas, listed once: every update asks for both, and walking the
-        supernet's modules took 21 ms a call at stage 3 (17 cells, 1,500 weight tensors). Listed
+        supernet's modules took 5.8 ms a call at stage 3 (17 cells, 1,500 weight tensors). Listed
         again after ``_apply`` (``to``, ``cuda``, ...), which may put new parameters in place."""
         if self._parameter_cache is None:
             weights = [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
