@@ -500,10 +500,10 @@ def pointwise_batch_norm(
     if _plain_batch_norm(x, bn) or _cpu_bf16_autocast(x):
         return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
     bn_weight = None if scale is None else _scale_weight(bn, scale)
-    with _outside_autocast():
-        return _PointwiseBatchNorm.apply(
-            x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
-        )
+    # No autocast to switch off here: _plain_batch_norm sends every other autocast step to the plain ops.
+    return _PointwiseBatchNorm.apply(
+        x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
+    )
 
 
 def _wide_factor(x: torch.Tensor) -> int:
