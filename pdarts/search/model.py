@@ -70,11 +70,30 @@ class SkipDropout(nn.Dropout):
     distribution. Its seed is one draw from torch's generator, so searches stay reproducible and
     resumable, and a checkpointed cell's recomputation (which restores that generator) redraws the
     same mask. Elsewhere (CUDA, an unusual memory layout), plain dropout.
+
+    In a compiled cell (``compile: true``) the mask is ``torch.rand_like(x) >= rate``, ``rate`` being the
+    rate as a tensor (a buffer, not saved): numpy cannot be traced, and the compiler takes a float
+    attribute for a constant, so that each epoch's new rate would compile every cell again.
     """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__(p)
+        self.register_buffer("rate", torch.tensor(float(p)), persistent=False)
+
+    def set_rate(self, rate: float) -> None:
+        """The dropout rate from now on (``p`` and its tensor)."""
+        self.p = rate
+        self.rate.fill_(rate)
 
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """``dropout(x)``, or ``scale * dropout(x)`` (a search edge's weight of the skip-connect) with the
         scale and dropout's ``1 / (1 - p)`` multiplied in together: one pass over ``x`` less, each way."""
+        if torch.compiler.is_compiling():
+            if not self.training:
+                return x if scale is None else scale * x
+            factor = 1.0 / (1.0 - self.rate)
+            keep = torch.rand_like(x) >= self.rate
+            return x * keep * (factor if scale is None else scale * factor)
         dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
         if not self.training or self.p == 0 or x.device.type != "cpu" or not dense:
             out = super().forward(x)
@@ -435,8 +454,15 @@ class SearchNetwork(nn.Module):
 
         The compiled cells wrap the registered ones, so parameter and state-dict names stay the
         same. Compilation happens at a cell's first call, once per input shape and per set of
-        parameters that need gradients (the architecture and the weight step differ).
+        parameters that need gradients (the architecture and the weight step differ). All cells run
+        one compiled ``SearchCell.forward`` (torch inlines the modules, their parameters being its
+        inputs), so its cache holds an entry for each of those per cell shape: torch's recompile limit
+        is raised to two per cell, or the cells past its default eight (stage 3 has nine shapes) would
+        run eagerly.
         """
+        if enabled:
+            limit = 2 * len(self.cells)
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
         self._compiled_cells = [torch.compile(cell) for cell in self.cells] if enabled else None
 
     @property
@@ -445,10 +471,10 @@ class SearchNetwork(nn.Module):
         return self._compiled_cells is not None
 
     def set_skip_dropout(self, rate: float) -> None:
-        """Sets the dropout rate after every stride-1 skip-connect of the normal cells."""
+        """Sets the dropout rate after every stride-1 skip-connect of both cell types."""
         for module in self.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = rate
+            if isinstance(module, SkipDropout):
+                module.set_rate(rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         op_probabilities = {cell: self.alphas.op_probabilities(cell) for cell in CELL_TYPES}

@@ -179,6 +179,56 @@ def test_a_compiler_failure_leaves_the_cells_eager_with_a_warning(monkeypatch, c
     assert torch.equal(_alphas(compiled), _alphas(_search(FP32)))
 
 
+def test_compiled_skip_dropout_drops_at_each_rate_without_compiling_again():
+    # numpy's masks cannot be traced (a graph break there crashed a compiled stage-3 step in torch's
+    # alias handling); compiled, the mask is torch's, from the rate as a tensor: one graph for every
+    # epoch's rate.
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from pdarts.search.model import SkipDropout
+
+    torch._dynamo.reset()
+    dropout = SkipDropout(0.3).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(dropout, backend=counter, fullgraph=True)  # fullgraph: no graph break
+    x = torch.ones(16, 16, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+    scale = torch.tensor(0.5, requires_grad=True)
+    for rate in (0.3, 0.7, 0.0):
+        dropout.set_rate(rate)
+        x.grad = scale.grad = None
+        y = compiled(x, scale)
+        kept = y != 0
+        assert abs(kept.float().mean().item() - (1 - rate)) < 0.01  # 65536 draws
+        assert torch.allclose(y[kept], torch.tensor(0.5 / (1 - rate)))
+        y.sum().backward()
+        assert torch.allclose(x.grad, y.detach())
+        assert torch.allclose(scale.grad, kept.sum() / (1 - rate))
+    assert counter.frame_count == 1
+    assert torch.equal(compiled.eval()(x, scale), 0.5 * x)
+
+
+def test_a_compiled_search_runs_stages_with_skip_dropout(monkeypatch, caplog):
+    # The whole stage through torch's tracing (aot_eager: the graphs torch's compiler would lower,
+    # run by eager kernels, in seconds), two epochs of different skip-dropout rates.
+    import functools
+
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    settings = dataclasses.replace(FP32, epochs=2, warmup_epochs=1, compile=True)
+    with caplog.at_level("WARNING", logger="pdarts"):
+        result = _search(settings, stage=DROPOUT)
+    assert "torch.compile of the search cells failed" not in caplog.text
+    assert counters["stats"]["unique_graphs"] > 0
+    assert [epoch["skip_dropout"] for epoch in result.history] == [0.15, 0.3]
+    assert torch.isfinite(_alphas(result)).all()
+    # Without dropout (the one op whose draws differ), the traced cells compute the eager search.
+    traced, eager = (_search(dataclasses.replace(settings, compile=on)) for on in (True, False))
+    assert torch.allclose(_alphas(traced), _alphas(eager), atol=1e-6)
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_skip_dropout_drops_at_its_rate_scales_and_replays_from_torch_seed(layout):
     from pdarts.search.model import SkipDropout
