@@ -1,7 +1,7 @@
 """``pdarts-bench`` (and ``pdarts bench``): seconds per step and peak memory, per optimisation.
 
     pdarts-bench [--configs stage1-b32 stage1-b96 ...] [--modes reference default ...] \\
-        [--rounds 2] [--steps 5] [--warmup 2] [--threads 2] [--device cpu] [--out bench.json]
+        [--rounds 2] [--interleave] [--steps 5] [--warmup 2] [--threads 2] [--device cpu] [--out bench.json]
 
 Prints a markdown table and writes the results, with the machine and library versions, as JSON.
 A benchmark, not a test: run it on a quiet machine. ``pdarts bench`` takes the same options: its
@@ -27,7 +27,8 @@ __all__ = ["DESCRIPTION", "HELP", "add_arguments", "build_parser", "main", "run"
 HELP = "time search and training steps in each optimisation mode"
 DESCRIPTION = (
     "Seconds per step and peak memory of search and training steps, in each optimisation "
-    "mode; each (configuration, mode) in a fresh process. A benchmark: run it on a quiet machine."
+    "mode; each (configuration, mode) in a fresh process, or with --interleave every mode of a "
+    "configuration in one process, alternating. A benchmark: run it on a quiet machine."
 )
 USER_ERROR = 2  # the exit status of a problem the user can fix, as for ``pdarts``
 
@@ -63,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="times each configuration runs its modes in turn (A B A B ...; default 2)",
     )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="all modes of a configuration in one process, their steps alternating round by round "
+        "(A B, B A, ...): steadier ratios on a noisy machine; no peak memory",
+    )
     parser.add_argument("--steps", type=int_at_least(1), default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int_at_least(0), default=2, help="untimed steps first (compilation)")
     parser.add_argument("--threads", type=int_at_least(1), help="torch threads (default: torch's choice)")
@@ -85,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
             write_report(args.out, report)
 
     results = run_bench(
-        args.configs, args.modes, args.steps, args.warmup, device, args.threads, on_result, args.rounds
+        args.configs,
+        args.modes,
+        args.steps,
+        args.warmup,
+        device,
+        args.threads,
+        on_result,
+        args.rounds,
+        args.interleave,
     )
     print(table(results))
     if args.out:

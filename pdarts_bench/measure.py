@@ -1,4 +1,5 @@
-"""Timing and peak memory of steps, each (configuration, mode) in a fresh Python process.
+"""Timing and peak memory of steps, each (configuration, mode) in a fresh Python process, or (``interleave``)
+every mode of a configuration in one process, their steps alternating.
 
 The peak resident memory of a process (``ru_maxrss``) only ever grows, so in one process every mode
 after the largest would report the largest. On CUDA the peak is ``torch.cuda.max_memory_allocated``
@@ -24,7 +25,7 @@ from .configs import CONFIGS, DEFAULT_MODES, applies, check_options, step_settin
 from .machine import machine
 from .steps import build_step
 
-__all__ = ["add_ratios", "baseline_mode", "measure", "measure_in_child", "run_bench"]
+__all__ = ["add_ratios", "baseline_mode", "measure", "measure_in_child", "measure_interleaved", "run_bench"]
 
 log = logging.getLogger("pdarts.bench")  # the logger of ``pdarts bench``, whichever command runs it
 
@@ -66,57 +67,111 @@ def measure(config: str, mode: str, steps: int, warmup: int, device: str, thread
     seconds per step and its images per second, the CPU time per step, the warm-up time
     (compilation included), the peak memory, and the settings in effect.
     """
+    torch_device = _torch_device(device, threads)
+    step, settings = _build(config, mode, torch_device)
+    memory_after_setup = _peak_memory_mb(torch_device)
+    if torch_device.type == "cuda" and not settings.get("cuda_graph"):  # a graph's peak: its recording
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(torch_device)
+    times, cpu_times = _time_steps(step, warmup + steps, torch_device)
+    return {
+        **_result(config, mode, times[warmup:], cpu_times[warmup:], sum(times[:warmup]), settings),
+        "peak_memory_mb": _peak_memory_mb(torch_device),
+        "memory_after_setup_mb": memory_after_setup,
+    }
+
+
+def measure_interleaved(
+    config: str,
+    modes: Sequence[str],
+    steps: int,
+    warmup: int,
+    device: str,
+    threads: int | None = None,
+    rounds: int = 2,
+) -> list[dict]:
+    """Times every mode of one configuration in this process: each mode's step is built and warmed
+    up, then each round times ``steps`` steps of every mode in turn, the order reversed every other
+    round (A B, B A, ...). Each mode meets the machine's slow spells and the other modes' caches alike,
+    so the ratios move less than between processes; the peak memory is the process's, of all modes
+    at once, and is not reported (``peak_memory_mb`` None). One result per mode and round, in the
+    order measured, with its ``round``.
+    """
+    torch_device = _torch_device(device, threads)
+    built = {mode: _build(config, mode, torch_device) for mode in modes}
+    warmups = {mode: sum(_time_steps(step, warmup, torch_device)[0]) for mode, (step, _) in built.items()}
+    results = []
+    for round_index in range(rounds):
+        for mode in modes if round_index % 2 == 0 else modes[::-1]:
+            step, settings = built[mode]
+            times, cpu_times = _time_steps(step, steps, torch_device)
+            warmup_seconds = warmups[mode] if round_index == 0 else 0.0
+            result = _result(config, mode, times, cpu_times, warmup_seconds, settings)
+            results.append({**result, "peak_memory_mb": None, "round": round_index})
+    return results
+
+
+def _torch_device(device: str, threads: int | None):
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    bench_config = CONFIGS[config]
-    settings = step_settings(bench_config, mode)
-    torch_device = torch.device(device)
-    step, effective = build_step(bench_config, mode, settings, torch_device)
-    memory_after_setup = _peak_memory_mb(torch_device)
-    if torch_device.type == "cuda" and not effective.get("cuda_graph"):  # a graph's peak: its recording
-        torch.cuda.reset_peak_memory_stats(torch_device)
-    times, cpu_times = _time_steps(step, warmup + steps, torch_device)
-    seconds = _median(times[warmup:])
+    return torch.device(device)
+
+
+def _build(config: str, mode: str, device) -> tuple[Callable[[], Any], dict]:
+    """The step of a configuration in a mode, and the settings in effect."""
+    settings = step_settings(CONFIGS[config], mode)
+    step, effective = build_step(CONFIGS[config], mode, settings, device)
+    return step, {**settings, **effective}
+
+
+def _result(config, mode, times, cpu_times, warmup_seconds, settings) -> dict:
+    import torch
+
+    seconds = _median(times)
     return {
         "config": config,
         "mode": mode,
         "seconds_per_step": seconds,
-        "images_per_second": bench_config.batch_size / seconds,
-        "step_seconds": times[warmup:],
+        "images_per_second": CONFIGS[config].batch_size / seconds,
+        "step_seconds": times,
         # CPU time of the process per step, all threads: what a step costs, less sensitive than
         # the wall time to other load on the machine.
-        "cpu_seconds_per_step": _median(cpu_times[warmup:]),
-        "warmup_seconds": sum(times[:warmup]),
-        "peak_memory_mb": _peak_memory_mb(torch_device),
-        "memory_after_setup_mb": memory_after_setup,
+        "cpu_seconds_per_step": _median(cpu_times),
+        "warmup_seconds": warmup_seconds,
         "threads": torch.get_num_threads(),
-        "settings": {**settings, **effective},
+        "settings": settings,
     }
 
 
 # The child logs its warnings (a compiler falling back to eager) in a form the parent passes on.
 _CHILD = """
-import json, logging, sys
+import importlib, json, logging, sys
 logging.basicConfig(level=logging.WARNING, format="WARNING %(name)s: %(message)s")
-from pdarts_bench.measure import measure
-print(json.dumps(measure(**json.loads(sys.argv[1]))))
+function = getattr(importlib.import_module("pdarts_bench.measure"), sys.argv[1])
+print(json.dumps(function(**json.loads(sys.argv[2]))))
 """
 
 
-def measure_in_child(**kwargs: Any) -> dict:
-    """``measure(**kwargs)`` in a fresh Python process; a failure is a result with an ``error`` line."""
+def measure_in_child(function: str = "measure", **kwargs: Any) -> Any:
+    """``measure(**kwargs)`` (or ``measure_interleaved``) in a fresh Python process; a failure is a
+    result with an ``error`` line."""
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(kwargs)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", _CHILD, function, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    what = kwargs.get("mode") or "+".join(kwargs["modes"])
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("WARNING pdarts"):
-            log.warning("%s / %s: %s", kwargs["config"], kwargs["mode"], line.removeprefix("WARNING "))
+            log.warning("%s / %s: %s", kwargs["config"], what, line.removeprefix("WARNING "))
     if done.returncode != 0:
         reason = lines[-1] if lines else f"exit status {done.returncode}"
-        return {"config": kwargs["config"], "mode": kwargs["mode"], "error": reason}
+        return {"config": kwargs["config"], "mode": what, "error": reason}
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -132,7 +187,8 @@ def add_ratios(results: list[dict], baseline: str | None) -> None:
     for result in measured.values():
         base = measured.get((result["config"], baseline, result["round"]))
         result["speedup"] = base["seconds_per_step"] / result["seconds_per_step"] if base else None
-        result["memory_ratio"] = result["peak_memory_mb"] / base["peak_memory_mb"] if base else None
+        peaks = base and result["peak_memory_mb"] and base["peak_memory_mb"]
+        result["memory_ratio"] = result["peak_memory_mb"] / base["peak_memory_mb"] if peaks else None
 
 
 def run_bench(
@@ -144,15 +200,17 @@ def run_bench(
     threads: int | None = None,
     on_result: Callable[[dict, dict], None] | None = None,
     rounds: int = 1,
+    interleave: bool = False,
 ) -> dict[str, Any]:
     """Measures every configuration in every mode that applies to it, each in a fresh process.
 
     For each configuration the modes run in turn, ``rounds`` times (A B A B ...), so that a slow
-    spell of the machine falls on both. Returns ``machine``, ``options``, ``configs`` and
-    ``results``; a result has the numbers of ``measure``, its ``round``, and its ``speedup`` and
-    ``memory_ratio`` against the baseline mode (``reference``, else ``fp32``) of the same round, or
-    an ``error`` line. ``on_result`` is called with each result and the report so far (a run cut
-    short keeps what it measured).
+    spell of the machine falls on both; with ``interleave``, all modes of a configuration in one fresh
+    process, their steps alternating (``measure_interleaved``: no peak memory). Returns ``machine``,
+    ``options``, ``configs`` and ``results``; a result has the numbers of ``measure``, its ``round``,
+    and its ``speedup`` and ``memory_ratio`` against the baseline mode (``reference``, else ``fp32``)
+    of the same round, or an ``error`` line. ``on_result`` is called with each result and the report
+    so far (a run cut short keeps what it measured).
     """
     check_options(configs, modes, device)
     baseline = baseline_mode(modes)
@@ -165,6 +223,7 @@ def run_bench(
             "threads": threads,
             "device": device,
             "rounds": rounds,
+            "interleave": interleave,
             "baseline": baseline,
         },
         "configs": {name: asdict(CONFIGS[name]) for name in configs},
@@ -172,6 +231,21 @@ def run_bench(
     }
     for name in configs:
         config = CONFIGS[name]
+        if interleave:
+            modes_here = [mode for mode in modes if applies(config, mode)]
+            log.info("measuring %s in modes %s, interleaved, %d rounds", name, " ".join(modes_here), rounds)
+            measured = measure_in_child(
+                "measure_interleaved", config=name, modes=modes_here, steps=steps, warmup=warmup,
+                device=device, threads=threads, rounds=rounds,
+            )  # fmt: skip
+            if isinstance(measured, dict):  # the process failed: each mode's error
+                measured = [{**measured, "mode": mode, "round": 0} for mode in modes_here]
+            results.extend(measured)
+            add_ratios(results, baseline)
+            for result in measured:
+                if on_result is not None:
+                    on_result(result, report)
+            continue
         for round_index in range(rounds):
             for mode in modes:
                 if not applies(config, mode):

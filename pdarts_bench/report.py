@@ -18,12 +18,14 @@ def log_result(result: dict) -> None:
     if "error" in result:
         log.warning("%s / %s failed: %s", result["config"], result["mode"], result["error"])
     else:
+        peak = result["peak_memory_mb"]
         log.info(
-            "%s / %s: %.3f s per step, %.2f GB peak%s",
+            "%s / %s%s: %.3f s per step%s%s",
             result["config"],
             result["mode"],
+            f" (round {result['round'] + 1})" if "round" in result else "",
             result["seconds_per_step"],
-            result["peak_memory_mb"] / 1024,
+            f", {peak / 1024:.2f} GB peak" if peak is not None else "",
             f", {result['speedup']:.2f}x the baseline" if result.get("speedup") else "",
         )
 
@@ -41,6 +43,12 @@ def _ratio(values: list[float | None], digits: int, suffix: str) -> str:
         return ""
     text = f"{_median(known):.{digits}f}{suffix}"
     return text + f" ({', '.join(f'{v:.{digits}f}' for v in known)})" if len(known) > 1 else text
+
+
+def _peak(results: list[dict]) -> str:
+    """The median peak in GB, or "-" where it was not measured (``interleave``)."""
+    peaks = [r["peak_memory_mb"] for r in results if r["peak_memory_mb"] is not None]
+    return f"{_median(peaks) / 1024:.2f}" if peaks else "-"
 
 
 def table(report: dict[str, Any]) -> str:
@@ -65,7 +73,7 @@ def table(report: dict[str, Any]) -> str:
             ", ".join(f"{value:.3f}" for value in seconds) + (f" (failed: {errors[0]})" if errors else ""),
             f"{CONFIGS[name].batch_size / _median(seconds):.1f}",
             _ratio([r.get("speedup") for r in measured], 2, "x"),
-            f"{_median([r['peak_memory_mb'] for r in measured]) / 1024:.2f}",
+            _peak(measured),
             _ratio([r.get("memory_ratio") for r in measured], 2, ""),
         ]
         lines.append(f"{head} " + " | ".join(cells) + " |")

@@ -31,7 +31,8 @@ def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
     assert machine["torch"] and machine["torchvision"] and machine["python"] and machine["cpu"]
     assert machine["cpu_cores"] >= 1 and machine["device"] == "cpu"
     assert report["options"] == {
-        "steps": 2, "warmup": 1, "threads": 1, "device": "cpu", "rounds": 2, "baseline": "reference"
+        "steps": 2, "warmup": 1, "threads": 1, "device": "cpu", "rounds": 2, "interleave": False,
+        "baseline": "reference",
     }  # fmt: skip
     # checkpoint_cells is a search setting: the training steps skip the modes that ask for it.
     train_modes = [mode for mode in MODES if "checkpoint_cells" not in mode]
@@ -60,6 +61,34 @@ def test_bench_smoke_writes_every_configuration_and_mode(run_pdarts, tmp_path):
     assert by_mode["default"] == {**plain, "channels_last": True}
     assert "| smoke | 8 | fp32 |" in done.stdout  # the markdown table
     assert "speedup vs reference" in done.stdout and "memory vs reference" in done.stdout
+
+
+def test_interleaved_modes_alternate_in_one_process_with_ratios_per_round(run_pdarts, tmp_path):
+    out = tmp_path / "bench.json"
+    modes = ["reference", "default", "checkpoint_cells"]
+    done = run_pdarts(
+        "bench", "--configs", "smoke", "smoke-train", "--modes", *modes, "--interleave",
+        "--steps", "2", "--warmup", "1", "--threads", "1", "--rounds", "3", "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["options"]["interleave"] is True
+    # A B C, C B A, A B C; the training step has no checkpoint_cells.
+    order = [("smoke", mode, r) for r, turn in enumerate([modes, modes[::-1], modes]) for mode in turn]
+    train = ["reference", "default"]
+    order += [("smoke-train", mode, r) for r, turn in enumerate([train, train[::-1], train]) for mode in turn]
+    assert [(r["config"], r["mode"], r["round"]) for r in report["results"]] == order
+    results = {(r["config"], r["mode"], r["round"]): r for r in report["results"]}
+    for (config, _mode, round_index), result in results.items():
+        assert "error" not in result, result
+        assert len(result["step_seconds"]) == 2 and result["seconds_per_step"] > 0
+        assert (result["warmup_seconds"] > 0) == (round_index == 0)  # each mode warmed up once
+        # One process holds every mode: no peak memory, no memory ratio.
+        assert result["peak_memory_mb"] is None and result["memory_ratio"] is None
+        reference = results[(config, "reference", round_index)]
+        assert result["speedup"] == pytest.approx(reference["seconds_per_step"] / result["seconds_per_step"])
+    assert results[("smoke", "checkpoint_cells", 1)]["settings"]["checkpoint_cells"] is True
+    assert "| smoke | 8 | default |" in done.stdout and "| - |" in done.stdout
 
 
 @pytest.mark.parametrize(
