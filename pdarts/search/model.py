@@ -458,11 +458,12 @@ class SearchNetwork(nn.Module):
         one compiled ``SearchCell.forward`` (torch inlines the modules, their parameters being its
         inputs), so its cache holds an entry for each of those per cell shape: torch's recompile limit
         is raised to two per cell, or the cells past its default eight (stage 3 has nine shapes) would
-        run eagerly.
+        run eagerly. (Older torch, which pyproject allows from 2.4, names that limit ``cache_size_limit``.)
         """
         if enabled:
-            limit = 2 * len(self.cells)
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+            config = torch._dynamo.config
+            name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+            setattr(config, name, max(getattr(config, name), 2 * len(self.cells)))
         self._compiled_cells = [torch.compile(cell) for cell in self.cells] if enabled else None
 
     @property
