@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..fast_ops import pooled_batch_norm, pools_shared, shared_pooled_batch_norm
+from ..fast_ops import MIN_ELEMENTS, memory_layout, pooled_batch_norm, pools_shared, shared_pooled_batch_norm
 from ..layers import dense_gradient
+from ..native import skip_dropout_kernels
 from ..networks.cell import cell_inputs, image_stem, preprocess, run_cells, stack_cells
 from ..operations import build_op
 from ..search_space import CELL_TYPES, EDGES, NUM_NODES, Candidates, canonical_order
@@ -36,6 +37,11 @@ __all__ = [
 ALPHA_INIT_SCALE = 1e-3  # alpha ~ 1e-3 * N(0, 1), as in DARTS and P-DARTS
 
 
+def _thresholds(p: float) -> tuple[int, int]:
+    """The high and low 16 bits of ``p * 2**32``: ``keep_mask``'s comparisons."""
+    return divmod(min(round(p * 2**32), 2**32 - 1), 2**16)
+
+
 def keep_mask(seed: int, count: int, p: float) -> np.ndarray:
     """``count`` bytes, each 1 with probability ``1 - p`` (to 2**-32) and 0 otherwise, from numpy's PCG64
     seeded with ``seed``: ``SkipDropout``'s mask.
@@ -43,9 +49,9 @@ def keep_mask(seed: int, count: int, p: float) -> np.ndarray:
     Each byte compares a 16-bit number (PCG64's raw words, four per word) with the high half of
     ``p * 2**32``; where the two are equal (one in 65,536) a second 16-bit number, drawn after the
     first ones, decides against the low half. That is ``u >= p`` for a 32-bit uniform ``u``.
+    The compiled kernel (``native.py``) draws the same bytes.
     """
-    threshold = min(round(p * 2**32), 2**32 - 1)
-    high, low = divmod(threshold, 2**16)
+    high, low = _thresholds(p)
     bits = np.random.PCG64(seed)
     first = bits.random_raw(-(-count // 4)).view(np.uint16)[:count]
     # One array for the ties' positions, then the mask: a second temporary of this size costs more
@@ -57,6 +63,38 @@ def keep_mask(seed: int, count: int, p: float) -> np.ndarray:
         second = bits.random_raw(-(-ties.size // 4)).view(np.uint16)[: ties.size]
         keep[ties] = second >= low
     return keep.view(np.uint8)
+
+
+def _signed_halves(value: int) -> tuple[int, int]:
+    """A 128-bit number as its high and low 64 bits, each as a signed int64 (the kernel's arguments)."""
+    return tuple(half - 2**64 if half >= 2**63 else half for half in divmod(value, 2**64))
+
+
+class _CompiledSkipDropout(torch.autograd.Function):
+    """``x * keep_mask(seed, ...) * scale`` by the compiled kernel (``native.py``): one pass each way, the
+    same mask and forward values (bit for bit) as the plain ops. The input gradient is the plain ops'
+    too; the scale's, ``sum(grad * x * keep)``, is summed in fp32 per block instead of torch's bf16
+    products, so it can differ in the last bits. Keeps ``x`` (when the scale needs a gradient) and the
+    mask bytes."""
+
+    @staticmethod
+    def forward(ctx, x, scale, seed, p, kernels):
+        state = np.random.PCG64(seed).state["state"]
+        y, keep = kernels.forward(
+            x, float(scale), *_signed_halves(state["state"]), *_signed_halves(state["inc"]), *_thresholds(p)
+        )
+        ctx.kernels, ctx.layout = kernels, memory_layout(x)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, keep, scale)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, keep, scale = ctx.saved_tensors
+        # The mask is in x's memory order: the gradient is read in the same layout.
+        grad = grad.contiguous(memory_format=ctx.layout)
+        grad_x, total = ctx.kernels.backward(grad, x, keep, float(scale), ctx.needs_input_grad[0])
+        grad_scale = torch.tensor(total, dtype=scale.dtype) if ctx.needs_input_grad[1] else None
+        return (grad_x if ctx.needs_input_grad[0] else None), grad_scale, None, None, None
 
 
 class SkipDropout(nn.Dropout):
@@ -99,6 +137,11 @@ class SkipDropout(nn.Dropout):
             out = super().forward(x)
             return out if scale is None else scale * out
         seed = int(torch.randint(0, 2**63 - 1, ()))
+        kernels = None
+        if scale is not None and x.numel() >= MIN_ELEMENTS and x.dtype in (torch.float32, torch.bfloat16):
+            kernels = skip_dropout_kernels()
+        if kernels is not None:
+            return _CompiledSkipDropout.apply(x, scale * (1.0 / (1.0 - self.p)), seed, self.p, kernels)
         # Laid out in x's memory order; the kept values scaled by 1 / (1 - p), as torch's dropout
         # does. The mask is multiplied in as bytes (0 or 1): the backward pass keeps a quarter of a
         # float mask's memory, and a product runs vectorised where torch.where with a boolean mask

@@ -83,6 +83,32 @@ def test_checkpoint_cells_gives_the_same_search():
     assert _kept(plain) == _kept(checkpointed)
 
 
+def test_the_compiled_skip_dropout_keeps_the_search_and_replays_its_masks(monkeypatch):
+    """The compiled kernel (on every map here: ``MIN_ELEMENTS`` 0) draws the plain ops' masks and values;
+    only the weight's gradient is summed in another order. The search keeps its alphas (to 1e-5) and
+    pruning, and a checkpointed cell's recomputation replays the kernel's masks exactly."""
+    from pdarts import native
+    from pdarts.search import model
+
+    if native.skip_dropout_kernels() is None:
+        pytest.skip("the kernel cannot be built here")
+    settings = dataclasses.replace(FP32, epochs=2, warmup_epochs=1)
+    plain = _search(settings, stage=DROPOUT)
+    monkeypatch.setattr(model, "MIN_ELEMENTS", 0)
+    used = []
+    monkeypatch.setattr(
+        model, "skip_dropout_kernels", lambda: used.append(1) or native.skip_dropout_kernels()
+    )
+    compiled = _search(settings, stage=DROPOUT)
+    assert used  # the search went through the kernel
+    assert (_alphas(compiled) - _alphas(plain)).abs().max() < 1e-5
+    assert _kept(compiled) == _kept(plain)
+    checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True), stage=DROPOUT)
+    assert torch.equal(_alphas(compiled), _alphas(checkpointed))
+    for name, value in compiled.model.state_dict().items():
+        assert torch.equal(value, checkpointed.model.state_dict()[name]), name
+
+
 def test_channels_last_keeps_the_alphas_and_the_pruning():
     # fp32 in the NHWC layout sums in another order: rounding differences (~1e-6 of the gradient,
     # measured). Adam divides each gradient by its own magnitude, which can magnify the change of a
