@@ -72,6 +72,7 @@ def _build() -> ModuleType | None:
         finally:
             extensions.setLevel(level)
 
+        _log.info("skip dropout: loading the compiled kernel (built on a machine's first use: about 25 s)")
         with _ninja_on_path():
             return load(
                 name="pdarts_skip_dropout",
