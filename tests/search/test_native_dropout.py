@@ -108,3 +108,13 @@ def test_a_kernel_that_cannot_be_built_leaves_the_plain_ops_with_one_warning(mon
     monkeypatch.setattr(native, "_loaded", {})
     monkeypatch.setenv(native.ENV_SWITCH, "0")
     assert native.skip_dropout_kernels() is None and calls == ["pdarts_skip_dropout"]
+
+
+def test_the_build_finds_the_ninja_package_where_the_path_has_none(monkeypatch):
+    import ninja
+
+    monkeypatch.setenv("PATH", "/nowhere")
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    with native._ninja_on_path():
+        assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
+    assert os.environ["PATH"] == "/nowhere"
