@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..fast_ops import MIN_ELEMENTS, memory_layout, pooled_batch_norm, pools_shared, shared_pooled_batch_norm
+from ..fast_ops import MIN_ELEMENTS, pooled_batch_norm, pools_shared, shared_pooled_batch_norm
 from ..layers import dense_gradient
 from ..native import skip_dropout_kernels
 from ..networks.cell import cell_inputs, image_stem, preprocess, run_cells, stack_cells
@@ -83,15 +83,15 @@ class _CompiledSkipDropout(torch.autograd.Function):
         y, keep = kernels.forward(
             x, float(scale), *_signed_halves(state["state"]), *_signed_halves(state["inc"]), *_thresholds(p)
         )
-        ctx.kernels, ctx.layout = kernels, memory_layout(x)
+        ctx.kernels, ctx.shape, ctx.strides = kernels, x.shape, x.stride()
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, keep, scale)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, keep, scale = ctx.saved_tensors
-        # The mask is in x's memory order: the gradient is read in the same layout.
-        grad = grad.contiguous(memory_format=ctx.layout)
+        if grad.stride() != ctx.strides:  # the mask is in x's memory order: read the gradient in it
+            grad = torch.empty_strided(ctx.shape, ctx.strides, dtype=grad.dtype).copy_(grad)
         grad_x, total = ctx.kernels.backward(grad, x, keep, float(scale), ctx.needs_input_grad[0])
         grad_scale = torch.tensor(total, dtype=scale.dtype) if ctx.needs_input_grad[1] else None
         return (grad_x if ctx.needs_input_grad[0] else None), grad_scale, None, None, None

@@ -63,11 +63,18 @@ def test_the_kernel_draws_keep_mask_and_gives_the_plain_values(dtype, layout, p,
 
 @needs_kernels
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_skip_dropout_by_the_kernel_gives_the_plain_ops_values_and_gradients(monkeypatch, dtype):
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [((8, 16, 32, 32), torch.channels_last), ((8, 16, 32, 32), torch.contiguous_format),
+     ((256, 256, 1, 1), torch.channels_last)],  # the last both layouts at once: its gradient comes in another
+)  # fmt: skip
+def test_skip_dropout_by_the_kernel_gives_the_plain_ops_values_and_gradients(
+    monkeypatch, dtype, shape, layout
+):
     """Same output and input gradient, bit for bit; the scale's gradient, summed in fp32, within 1e-5 of
     the exact sum (torch's bf16 products are further off)."""
-    x = torch.randn(8, 16, 32, 32).to(dtype).contiguous(memory_format=torch.channels_last)
-    grad = torch.randn_like(x)
+    x = torch.randn(shape).to(dtype).contiguous(memory_format=layout)
+    grad = torch.randn(shape).to(dtype)  # contiguous
     dropout = SkipDropout()
     dropout.set_rate(0.3)
     results = {}
