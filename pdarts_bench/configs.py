@@ -11,6 +11,7 @@ contiguous fp32), one optimisation alone (``bf16``, ``fp16``, ``channels_last``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,26 +115,6 @@ CONFIGS: dict[str, BenchConfig] = {
             skip_dropout=0.7,
         ),
         BenchConfig(
-            name="stage2-b96",
-            kind="search",
-            description="search stage 2 at the paper's batch: 11 cells, ops none/skip/sep3/sep5/dil3, C=16",
-            batch_size=96,
-            num_cells=11,
-            init_channels=16,
-            ops=_STAGE2_OPS,
-            skip_dropout=0.4,
-        ),
-        BenchConfig(
-            name="stage3-b96",
-            kind="search",
-            description="search stage 3 at the paper's batch: 17 cells, ops skip/sep3/dil3, C=16",
-            batch_size=96,
-            num_cells=17,
-            init_channels=16,
-            ops=_STAGE3_OPS,
-            skip_dropout=0.7,
-        ),
-        BenchConfig(
             name="cifar-train-b32",
             kind="train",
             description="CIFAR network training step: PDARTS genotype, 20 cells, C=36",
@@ -174,6 +155,17 @@ CONFIGS: dict[str, BenchConfig] = {
         ),
     )
 }
+
+
+def _at_paper_batch(config: BenchConfig) -> BenchConfig:
+    """``config`` at the paper's search batch of 96 (``stageN-b96``)."""
+    name = config.name.replace("-b32", "-b96")
+    return dataclasses.replace(
+        config, name=name, batch_size=96, description=f"{config.description}, batch 96"
+    )
+
+
+CONFIGS.update({c.name: c for c in (_at_paper_batch(CONFIGS[name]) for name in ("stage2-b32", "stage3-b32"))})
 
 #: The optimisations, each a setting of the search stage (``search.common``); the training steps
 #: have no per-cell checkpointing, and ``compile`` compiles their whole network.
