@@ -107,7 +107,9 @@ class SkipDropout(nn.Dropout):
     0.98 ms for that output) and, with the rare ties settled by 16 more bits, a 32-bit uniform draw's
     distribution. Its seed is one draw from torch's generator, so searches stay reproducible and
     resumable, and a checkpointed cell's recomputation (which restores that generator) redraws the
-    same mask. Elsewhere (CUDA, an unusual memory layout), plain dropout.
+    same mask. On maps of ``MIN_ELEMENTS`` or more with a scale (a search edge's), the compiled kernel
+    (``native.py``) draws the same mask and applies it in the same pass, each way. Elsewhere (CUDA, an
+    unusual memory layout), plain dropout.
 
     In a compiled cell (``compile: true``) the mask is ``torch.rand_like(x) >= rate``, ``rate`` being the
     rate as a tensor (a buffer, not saved): numpy cannot be traced, and the compiler takes a float
