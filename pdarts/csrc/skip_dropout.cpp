@@ -16,12 +16,11 @@
 
 #include <algorithm>
 #include <bit>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
-#include <tuple>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -32,14 +31,19 @@ using u128 = unsigned __int128;
 constexpr u128 kMultiplier = (static_cast<u128>(2549297995355413924ULL) << 64) | 4865540595714422341ULL;
 constexpr int64_t kWordsPerBlock = 256;  // 1,024 mask bytes per block of the draw
 
+// PCG64's output function (XSL-RR) of a state.
+inline u64 output(u128 state) {
+  u64 folded = static_cast<u64>(state >> 64) ^ static_cast<u64>(state);
+  unsigned rotation = static_cast<unsigned>(state >> 122);
+  return (folded >> rotation) | (folded << ((64 - rotation) & 63));
+}
+
 struct Pcg64 {
   u128 state, inc;
 
   inline u64 next() {
     state = state * kMultiplier + inc;
-    u64 folded = static_cast<u64>(state >> 64) ^ static_cast<u64>(state);
-    unsigned rotation = static_cast<unsigned>(state >> 122);
-    return (folded >> rotation) | (folded << ((64 - rotation) & 63));
+    return output(state);
   }
 
   // The state ``delta`` steps on (Brown, "Random number generation with arbitrary strides", 1994).
@@ -80,12 +84,6 @@ struct Pcg64x4 {
     add4 = origin.state;
     multiply4 = kMultiplier * kMultiplier;
     multiply4 *= multiply4;
-  }
-
-  static inline u64 output(u128 state) {
-    u64 folded = static_cast<u64>(state >> 64) ^ static_cast<u64>(state);
-    unsigned rotation = static_cast<unsigned>(state >> 122);
-    return (folded >> rotation) | (folded << ((64 - rotation) & 63));
   }
 
   // The next 4 * ``groups`` words of the stream.

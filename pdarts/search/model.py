@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..fast_ops import MIN_ELEMENTS, pooled_batch_norm, pools_shared, shared_pooled_batch_norm
+from ..fast_ops import _DTYPES, MIN_ELEMENTS, pooled_batch_norm, pools_shared, shared_pooled_batch_norm
 from ..layers import dense_gradient
 from ..native import skip_dropout_kernels
 from ..networks.cell import cell_inputs, image_stem, preprocess, run_cells, stack_cells
@@ -70,6 +70,13 @@ def _signed_halves(value: int) -> tuple[int, int]:
     return tuple(half - 2**64 if half >= 2**63 else half for half in divmod(value, 2**64))
 
 
+def pcg64_arguments(seed: int) -> tuple[int, int, int, int]:
+    """The state and increment that numpy's ``PCG64(seed)`` starts from, as the compiled kernel takes
+    them (high and low halves of each)."""
+    state = np.random.PCG64(seed).state["state"]
+    return (*_signed_halves(state["state"]), *_signed_halves(state["inc"]))
+
+
 class _CompiledSkipDropout(torch.autograd.Function):
     """``x * keep_mask(seed, ...) * scale`` by the compiled kernel (``native.py``): one pass each way, the
     same mask and forward values (bit for bit) as the plain ops. The input gradient is the plain ops'
@@ -79,10 +86,7 @@ class _CompiledSkipDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, scale, seed, p, kernels):
-        state = np.random.PCG64(seed).state["state"]
-        y, keep = kernels.forward(
-            x, float(scale), *_signed_halves(state["state"]), *_signed_halves(state["inc"]), *_thresholds(p)
-        )
+        y, keep = kernels.forward(x, float(scale), *pcg64_arguments(seed), *_thresholds(p))
         ctx.kernels, ctx.shape, ctx.strides = kernels, x.shape, x.stride()
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, keep, scale)
         return y
@@ -92,9 +96,10 @@ class _CompiledSkipDropout(torch.autograd.Function):
         x, keep, scale = ctx.saved_tensors
         if grad.stride() != ctx.strides:  # the mask is in x's memory order: read the gradient in it
             grad = torch.empty_strided(ctx.shape, ctx.strides, dtype=grad.dtype).copy_(grad)
+        # grad_x is None unless asked for
         grad_x, total = ctx.kernels.backward(grad, x, keep, float(scale), ctx.needs_input_grad[0])
         grad_scale = torch.tensor(total, dtype=scale.dtype) if ctx.needs_input_grad[1] else None
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_scale, None, None, None
+        return grad_x, grad_scale, None, None, None
 
 
 class SkipDropout(nn.Dropout):
@@ -139,18 +144,18 @@ class SkipDropout(nn.Dropout):
             out = super().forward(x)
             return out if scale is None else scale * out
         seed = int(torch.randint(0, 2**63 - 1, ()))
+        factor = 1.0 / (1.0 - self.p)
         kernels = None
-        if scale is not None and x.numel() >= MIN_ELEMENTS and x.dtype in (torch.float32, torch.bfloat16):
+        if scale is not None and x.numel() >= MIN_ELEMENTS and x.dtype in _DTYPES:
             kernels = skip_dropout_kernels()
         if kernels is not None:
-            return _CompiledSkipDropout.apply(x, scale * (1.0 / (1.0 - self.p)), seed, self.p, kernels)
+            return _CompiledSkipDropout.apply(x, scale * factor, seed, self.p, kernels)
         # Laid out in x's memory order; the kept values scaled by 1 / (1 - p), as torch's dropout
         # does. The mask is multiplied in as bytes (0 or 1): the backward pass keeps a quarter of a
         # float mask's memory, and a product runs vectorised where torch.where with a boolean mask
         # does not (forward and backward of a 32x16x32x32 output on 2 cores: 0.46 ms against
         # 1.72 ms, ``benchmarks/fast_ops.py``).
         keep = torch.from_numpy(keep_mask(seed, x.numel(), self.p)).as_strided(x.shape, x.stride())
-        factor = 1.0 / (1.0 - self.p)
         return x * factor * keep if scale is None else x * keep * (scale * factor)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from pdarts import native
 from pdarts.search import model
-from pdarts.search.model import SkipDropout, _signed_halves, _thresholds, keep_mask
+from pdarts.search.model import SkipDropout, _thresholds, keep_mask, pcg64_arguments
 
 # Outside CI a machine without a C++ compiler skips the kernel's checks (the search then takes the
 # plain ops); CI must build it.
@@ -25,18 +25,13 @@ def test_the_kernel_builds():
     assert native.skip_dropout_kernels() is not None, "see the warning above for the compiler's error"
 
 
-def _stream(seed: int) -> tuple[int, int, int, int]:
-    state = np.random.PCG64(seed).state["state"]
-    return (*_signed_halves(state["state"]), *_signed_halves(state["inc"]))
-
-
 @needs_kernels
 @pytest.mark.parametrize("seed", [0, 1, 2**63 - 2])
 @pytest.mark.parametrize("skip", [0, 3, 1_000_003])
 def test_the_kernel_draws_numpys_pcg64_stream_from_any_word(seed, skip):
     expected = np.random.PCG64(seed)
     expected.advance(skip)
-    words = native.skip_dropout_kernels().raw_words(*_stream(seed), skip, 999).numpy().view(np.uint64)
+    words = native.skip_dropout_kernels().raw_words(*pcg64_arguments(seed), skip, 999).numpy().view(np.uint64)
     assert np.array_equal(words, expected.random_raw(999))
 
 
@@ -49,7 +44,7 @@ def test_the_kernel_draws_keep_mask_and_gives_the_plain_values(dtype, layout, p,
     torch.manual_seed(0)
     x = torch.randn(shape).to(dtype).contiguous(memory_format=layout)
     seed, scale = 987654321, torch.tensor(0.37) * (1 / (1 - p))
-    y, keep = native.skip_dropout_kernels().forward(x, float(scale), *_stream(seed), *_thresholds(p))
+    y, keep = native.skip_dropout_kernels().forward(x, float(scale), *pcg64_arguments(seed), *_thresholds(p))
     expected_keep = keep_mask(seed, x.numel(), p)
     assert np.array_equal(keep.numpy(), expected_keep)
     plain = x * torch.from_numpy(expected_keep).as_strided(x.shape, x.stride()) * scale
