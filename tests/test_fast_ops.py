@@ -17,10 +17,13 @@ _NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 DEVICES = ["cpu", pytest.param("cuda", marks=_NO_GPU)]
 
 
-@pytest.fixture(autouse=True)
-def fast_ops_on_small_tensors(monkeypatch):
-    """The tests' tensors are small: take the fast forms anyway."""
+@pytest.fixture(autouse=True, params=["compiled BatchNorm", "ATen BatchNorm"])
+def fast_ops_on_small_tensors(monkeypatch, request):
+    """The tests' tensors are small: take the fast forms anyway; each test runs with the compiled
+    BatchNorm kernel (where it can be built) and with ATen's (with the wide form where it applies)."""
     monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 0)
+    if request.param == "ATen BatchNorm":
+        monkeypatch.setattr(fast_ops, "batch_norm_kernels", lambda: None)
 
 
 def _kept_storages(fn):
@@ -368,7 +371,7 @@ def test_batch_norm_of_a_channels_last_map_has_the_plain_values_gradients_and_st
     fast = fast_ops.BatchNorm2d(channels, affine=affine)
     fast.load_state_dict(plain.state_dict())
     x = (3 * torch.randn(4, channels, 6, 6) + 2).contiguous(memory_format=torch.channels_last)
-    assert fast_ops._wide_batch_norm_applies(x, fast)
+    assert fast_ops._train_form_applies(x, fast)
     grad = torch.randn(4, channels, 6, 6).transpose(2, 3)  # strided, as from a cat
     results = {}
     for name, bn in (("plain", plain), ("fast", fast)):
@@ -402,7 +405,7 @@ def test_batch_norm_of_a_bf16_map_is_as_close_to_fp32_as_the_plain_one(channels)
     exact.load_state_dict(plain.state_dict())
     x = (3 * torch.randn(4, channels, 8, 8) + 2).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(4, channels, 8, 8).contiguous(memory_format=torch.channels_last)
-    assert fast_ops._wide_batch_norm_applies(x.bfloat16(), fast)
+    assert fast_ops._train_form_applies(x.bfloat16(), fast)
     results = {}
     for name, bn, xi in (("plain", plain, x.bfloat16()), ("fast", fast, x.bfloat16()), ("exact", exact, x)):
         xi.requires_grad_()
@@ -418,15 +421,14 @@ def test_batch_norm_of_a_bf16_map_is_as_close_to_fp32_as_the_plain_one(channels)
 def test_batch_norm_is_plain_where_its_form_does_not_apply():
     bn = fast_ops.BatchNorm2d(20)
     channels_last = torch.randn(4, 20, 6, 6).contiguous(memory_format=torch.channels_last)
-    assert fast_ops._wide_batch_norm_applies(channels_last, bn)
-    assert not fast_ops._wide_batch_norm_applies(channels_last.contiguous(), bn)  # NCHW: fast already
-    assert not fast_ops._wide_batch_norm_applies(
-        channels_last[:, :16].contiguous(memory_format=torch.channels_last), bn
-    )
-    assert not fast_ops._wide_batch_norm_applies(channels_last[:1, :, :3, :3], bn)  # 9 pixels, rows of 4
-    assert not fast_ops._wide_batch_norm_applies(channels_last.double(), bn)
+    assert fast_ops._wide_applies(channels_last) and fast_ops._train_form_applies(channels_last, bn)
+    assert not fast_ops._wide_applies(channels_last.contiguous())  # NCHW: fast already
+    assert not fast_ops._train_form_applies(channels_last.contiguous(), bn)
+    assert not fast_ops._wide_applies(channels_last[:, :16].contiguous(memory_format=torch.channels_last))
+    assert not fast_ops._wide_applies(channels_last[:1, :, :3, :3])  # 9 pixels, rows of 4
+    assert not fast_ops._train_form_applies(channels_last.double(), bn)
     bn.eval()
-    assert not fast_ops._wide_batch_norm_applies(channels_last, bn)
+    assert not fast_ops._train_form_applies(channels_last, bn)
     torch.testing.assert_close(
         bn(channels_last), F.batch_norm(channels_last, bn.running_mean, bn.running_var, bn.weight, bn.bias)
     )
