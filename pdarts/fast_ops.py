@@ -83,6 +83,7 @@ from .native import batch_norm_kernels
 __all__ = [
     "MIN_ELEMENTS",
     "BatchNorm2d",
+    "batch_norm_relu",
     "depthwise_conv2d",
     "memory_layout",
     "pointwise_batch_norm",
@@ -289,9 +290,22 @@ def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scal
         kernels = _native_batch_norm(x, weight, bn.running_mean, bn.running_var)
         if kernels is not None:
             return kernels.train_batch_norm(
-                x, weight, None, bn.running_mean, bn.running_var, momentum, bn.eps
+                x, weight, None, bn.running_mean, bn.running_var, momentum, bn.eps, False
             )
     return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, momentum, bn.eps)
+
+
+def batch_norm_relu(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """``relu(bn(x))``: in training, one pass of the compiled kernel each way where it applies
+    (``_native_batch_norm``), its backward pass gating the gradient by the pre-activation recomputed
+    from ``x`` (nothing more kept); otherwise ``bn(x)`` and a ReLU in place on it."""
+    if bn.training:
+        running = bn.track_running_stats and bn.running_mean is not None
+        mean, var = (bn.running_mean, bn.running_var) if running else (None, None)
+        kernels = _native_batch_norm(x, bn.weight, bn.bias, mean, var)
+        if kernels is not None:
+            return kernels.train_batch_norm(x, bn.weight, bn.bias, mean, var, _momentum(bn), bn.eps, True)
+    return F.relu(bn(x), inplace=True)  # a fresh tensor that BatchNorm's backward pass does not need
 
 
 def _scale_weight(bn: nn.modules.batchnorm._BatchNorm, scale: torch.Tensor) -> torch.Tensor:
@@ -502,6 +516,7 @@ def pointwise_batch_norm(
     weight: torch.Tensor,
     bn: nn.modules.batchnorm._BatchNorm,
     scale: torch.Tensor | None = None,
+    relu: bool = False,
 ) -> torch.Tensor:
     """``scaled_batch_norm(bn, F.conv2d(x, weight), scale)`` for a 1x1 ``weight`` and a BatchNorm
     layer without affine parameters, keeping one activation for the backward pass instead of two in
@@ -513,14 +528,21 @@ def pointwise_batch_norm(
     step time: search stage 1 (batch 32) 0.945, stage 2 0.960, stage 3 0.931 and 0.945, stage 1 at
     batch 96 1.016; peak memory 3.01 GB against 2.35 at stage 1 (batch 96, a third of the
     reference's 9.1 GB), 2.05 against 1.69 at stage 3. In fp32 the form stays: without it stage 1's
-    peak at batch 96 was 0.51 of the reference's."""
+    peak at batch 96 was 0.51 of the reference's.
+
+    With ``relu`` (and no scale): ``relu(bn(F.conv2d(x, weight)))``, the ReLU in BatchNorm's kernel
+    where ``batch_norm_relu`` takes it (a separable convolution's first half)."""
+    if relu and scale is not None:
+        raise ValueError("pointwise_batch_norm takes a scale or a ReLU, not both")
     if _plain_batch_norm(x, bn) or _cpu_bf16_autocast(x):
-        return scaled_batch_norm(bn, F.conv2d(x, weight), scale)
+        z = F.conv2d(x, weight)
+        return batch_norm_relu(bn, z) if relu else scaled_batch_norm(bn, z, scale)
     bn_weight = None if scale is None else _scale_weight(bn, scale)
     # No autocast to switch off here: _plain_batch_norm sends every other autocast step to the plain ops.
-    return _PointwiseBatchNorm.apply(
+    y = _PointwiseBatchNorm.apply(
         x, weight, bn_weight, bn.running_mean, bn.running_var, _momentum(bn), bn.eps
     )
+    return y.relu_() if relu else y  # in place: the form keeps x or the convolution's output, not y
 
 
 def _wide_factor(x: torch.Tensor) -> int:
@@ -567,7 +589,7 @@ def _train_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps)
     """
     kernels = _native_batch_norm(x, weight, bias, running_mean, running_var)
     if kernels is not None:
-        y, mean, invstd = kernels.forward(x, weight, bias, running_mean, running_var, momentum, eps)
+        y, mean, invstd = kernels.forward(x, weight, bias, running_mean, running_var, momentum, eps, False)
         return y, mean, invstd, None
     if not _wide_applies(x):
         y, mean, invstd = torch.native_batch_norm(
@@ -608,7 +630,7 @@ def _train_batch_norm_backward(grad, x, weight, statistics, eps, mask):
     grad = grad.contiguous(memory_format=memory_layout(x))
     kernels = _native_batch_norm(x, weight) if var is None else None
     if kernels is not None and grad.dtype == x.dtype:
-        return kernels.backward(grad, x, weight, mean, invstd, *mask)  # None where mask asks for none
+        return kernels.backward(grad, x, weight, None, mean, invstd, *mask, False)  # None where not asked
     if var is None:
         grads = torch.ops.aten.native_batch_norm_backward(
             grad, x, weight, None, None, mean, invstd, True, eps, mask
@@ -708,5 +730,8 @@ class BatchNorm2d(nn.BatchNorm2d):
         running = self.track_running_stats and self.running_mean is not None
         mean, var = (self.running_mean, self.running_var) if running else (None, None)
         kernels = _native_batch_norm(x, self.weight, self.bias, mean, var)
-        apply = _TrainBatchNorm.apply if kernels is None else kernels.train_batch_norm
-        return apply(x, self.weight, self.bias, mean, var, _momentum(self), self.eps)
+        if kernels is not None:
+            return kernels.train_batch_norm(
+                x, self.weight, self.bias, mean, var, _momentum(self), self.eps, False
+            )
+        return _TrainBatchNorm.apply(x, self.weight, self.bias, mean, var, _momentum(self), self.eps)

@@ -97,9 +97,12 @@ class DilConv(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_activated(self[0](x))
 
-    def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_activated(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None, relu: bool = False
+    ) -> torch.Tensor:
         """The op (times ``scale``, see ``scaled_batch_norm``) on an input already through its ReLU
-        (a search cell shares one per state among all the convolutions that read it)."""
+        (a search cell shares one per state among all the convolutions that read it); with ``relu``,
+        through a ReLU after it too, in BatchNorm's kernel (``pointwise_batch_norm``)."""
         _, depthwise, pointwise, bn = self
         if self._on_even_pixels:
             padding = tuple(p // 2 for p in depthwise.padding)
@@ -107,7 +110,7 @@ class DilConv(nn.Sequential):
             x = depthwise_conv2d(x, depthwise.weight, (1, 1), padding)
         else:
             x = depthwise_conv2d(x, depthwise.weight, depthwise.stride, depthwise.padding, depthwise.dilation)
-        return pointwise_batch_norm(x, pointwise.weight, bn, scale)
+        return pointwise_batch_norm(x, pointwise.weight, bn, scale, relu=relu)
 
 
 class SepConv(nn.Sequential):
@@ -120,14 +123,17 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel_size, stride, padding, dilation=1, affine=affine),
             DilConv(c_in, c_out, kernel_size, 1, padding, dilation=1, affine=affine),
         )
-        # The second ReLU runs in place on the first block's BatchNorm output, a fresh tensor that
-        # BatchNorm's backward pass does not need: one activation less kept per op, same numbers.
+        # The second ReLU runs with the first block's BatchNorm: in its compiled kernel on the CPU
+        # (``batch_norm_relu``), or in place on its output, a fresh tensor that BatchNorm's backward
+        # pass does not need. Either way one activation less kept per op, the same numbers.
         self[1][0] = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_activated(self[0][0](x))
 
     def forward_activated(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The op (times ``scale``) on an input already through its first ReLU."""
-        second = self[1]
-        return second.forward_activated(second[0](self[0].forward_activated(x)), scale)
+        return self[1].forward_activated(self[0].forward_activated(x, relu=True), scale)
 
 
 class FactorizedReduce(nn.Module):

@@ -57,7 +57,7 @@ def test_forward_has_atens_statistics_values_and_running_statistics(channels, dt
     weight, bias = _vectors(channels) if affine else (None, None)
     running = [torch.randn(channels), torch.rand(channels) + 0.5]
     expected_running = [r.clone() for r in running]
-    y, mean, invstd = kernels.forward(x, weight, bias, *running, 0.1, 1e-5)
+    y, mean, invstd = kernels.forward(x, weight, bias, *running, 0.1, 1e-5, False)
     y_aten, mean_aten, invstd_aten = torch.native_batch_norm(
         x, weight, bias, *expected_running, True, 0.1, 1e-5
     )
@@ -90,7 +90,7 @@ def test_backward_has_atens_gradients(channels, dtype, mask):
     grad = _map(channels, dtype, offset=0.3, seed=2)
     weight, _ = _vectors(channels)
     _, mean, invstd = torch.native_batch_norm(x, weight, None, None, None, True, 0.0, 1e-5)
-    got = kernels.backward(grad, x, weight, mean, invstd, *mask)
+    got = kernels.backward(grad, x, weight, None, mean, invstd, *mask, False)
     expected = torch.ops.aten.native_batch_norm_backward(
         grad, x, weight, None, None, mean, invstd, True, 1e-5, list(mask)
     )
@@ -123,7 +123,7 @@ def test_the_autograd_node_gives_each_input_its_gradient_and_keeps_only_its_inpu
             if layer is F.batch_norm:
                 y = F.batch_norm(x, *running, w, b, True, 0.1, 1e-5)
             else:
-                y = layer(x, w, b, *running, 0.1, 1e-5)
+                y = layer(x, w, b, *running, 0.1, 1e-5, False)
             y = y.relu_()
             inputs = [t for t in (x, w, b) if t is not None and t.requires_grad]
             results.append([y, *running, *torch.autograd.grad(y, inputs, grad.to(dtype))])
@@ -226,3 +226,63 @@ def test_a_search_with_the_kernel_keeps_its_alphas_and_pruning_and_checkpoints_r
     assert torch.equal(_alphas(compiled), _alphas(checkpointed))
     for name, value in compiled.model.state_dict().items():
         assert torch.equal(value, checkpointed.model.state_dict()[name]), name
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels", [16, 36])
+@pytest.mark.parametrize("affine", [True, False])
+def test_the_fused_relu_has_the_values_and_gradients_of_batch_norm_then_relu(channels, dtype, affine):
+    """``relu=True``: BatchNorm and a ReLU as one node, its gradient gated by the pre-activation
+    recomputed from x (nothing more kept): the two ops' values and gradients."""
+    kernels = native.batch_norm_kernels()
+    weight, bias = _vectors(channels) if affine else (None, None)
+    grad = _map(channels, dtype, offset=0.0, seed=3)
+    results = []
+    for fused in (True, False):
+        x = _map(channels, dtype, offset=0.5).requires_grad_()
+        params = [p.clone().requires_grad_() for p in (weight, bias) if p is not None]
+        w, b = params if affine else (None, None)
+        running = [torch.zeros(channels), torch.ones(channels)]
+        if fused:
+            y = kernels.train_batch_norm(x, w, b, *running, 0.1, 1e-5, True)
+        else:
+            y = F.batch_norm(x, *running, w, b, True, 0.1, 1e-5).relu()
+        assert 0.2 < (y == 0).float().mean() < 0.8  # the gate matters
+        results.append([y, *running, *torch.autograd.grad(y, [x, *params], grad)])
+    for got, expected in zip(*results):
+        scale = expected.float().abs().max()
+        torch.testing.assert_close(got.float() / scale, expected.float() / scale, **_close(dtype))
+
+
+def test_batch_norm_relu_and_a_separable_convolution_are_the_plain_ops_with_or_without_the_kernel(
+    monkeypatch,
+):
+    """``batch_norm_relu`` and ``SepConv`` (whose first half ends in it) against ``relu(bn(x))`` and the
+    plain sequence of modules: with the kernel, without it (ATen's BatchNorm and an in-place ReLU), and
+    in eval mode."""
+    from pdarts.fast_ops import batch_norm_relu
+    from pdarts.operations import SepConv
+
+    torch.manual_seed(0)
+    x = (torch.randn(32, 16, 16, 8) + 0.3).contiguous(memory_format=torch.channels_last)
+    for kernels in (native.batch_norm_kernels, lambda: None):
+        monkeypatch.setattr(fast_ops, "batch_norm_kernels", kernels)
+        for training in (True, False):
+            bn, plain = BatchNorm2d(16), nn.BatchNorm2d(16)
+            plain.load_state_dict(bn.state_dict())
+            bn.train(training), plain.train(training)
+            torch.testing.assert_close(batch_norm_relu(bn, x), plain(x).relu(), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(bn.running_var, plain.running_var)
+            op = SepConv(16, 16, 3, 1, 1, affine=True).train(training)
+            reference = SepConv(16, 16, 3, 1, 1, affine=True).train(training)
+            reference.load_state_dict(op.state_dict())
+            xi, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+            y, expected = op(xi), nn.Sequential.forward(reference, xr)
+            torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+            if training:
+                g = torch.randn_like(y)
+                got = torch.autograd.grad(y, [xi, *op.parameters()], g)
+                want = torch.autograd.grad(expected, [xr, *reference.parameters()], g)
+                for a, b in zip(got, want):
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -15,6 +15,7 @@
 // forward:  mean, var (biased) per channel; invstd = 1 / sqrt(var + eps); y = x * a + b with
 //           a = invstd * weight, b = bias - mean * a (ATen's form); the running statistics take
 //           momentum * (mean, unbiased var) + (1 - momentum) * themselves.
+// relu:     y through a ReLU, and the backward pass of both (the gradient where x * a + b > 0, from x).
 // backward: per channel sum_g = sum(grad), dot = sum(grad * (x - mean)) (fp32 per block, fp64 across);
 //           grad_weight = dot * invstd, grad_bias = sum_g;
 //           grad_x = (grad - sum_g / M) * invstd * weight - (x - mean) * dot / M * invstd^3 * weight.
@@ -65,6 +66,10 @@ inline void store(uint16_t* p, f32x16 v) {  // to nearest even, as c10::BFloat16
   std::memcpy(p, &h, sizeof(h));
 }
 
+// The ReLU's gradient gate: g where the pre-activation is positive (as threshold_backward: y > 0).
+inline f32x16 gate(f32x16 g, f32x16 pre) { return pre > 0.f ? g : f32x16{}; }
+inline f32x16 relu(f32x16 v) { return v <= 0.f ? f32x16{} : v; }  // NaN stays NaN, as torch's
+
 // The kernels below run over one block: ``rows`` rows of ``NV`` vectors (NV_CT where it is known when
 // compiling, else the runtime ``nv``). Per-column vectors (``mean``, ``a``...) hold W floats.
 
@@ -113,44 +118,52 @@ PDARTS_CLONES void block_statistics(const T* __restrict x, int64_t rows, int64_t
   }
 }
 
-template <typename T, int64_t NV_CT>
+// y = x * a + b per column, through a ReLU with RELU.
+template <typename T, int64_t NV_CT, bool RELU>
 PDARTS_CLONES void affine(const T* __restrict x, T* __restrict y, int64_t rows, int64_t nv, const float* __restrict a,
                           const float* __restrict b) {
   constexpr int64_t kFixed = NV_CT > 0 ? NV_CT : 1;
   if constexpr (NV_CT > 0) nv = NV_CT;
   const int64_t width = nv * kLanes;
+  auto out = [](f32x16 v) { return RELU ? relu(v) : v; };
   if constexpr (NV_CT > 0) {  // the per-column vectors in registers
     f32x16 va[kFixed], vb[kFixed];
     for (int64_t j = 0; j < nv; ++j) va[j] = load(a + j * kLanes), vb[j] = load(b + j * kLanes);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < nv; ++j) {
         const int64_t at = r * width + j * kLanes;
-        store(y + at, load(x + at) * va[j] + vb[j]);
+        store(y + at, out(load(x + at) * va[j] + vb[j]));
       }
   } else {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < nv; ++j) {
         const int64_t at = r * width + j * kLanes;
-        store(y + at, load(x + at) * load(a + j * kLanes) + load(b + j * kLanes));
+        store(y + at, out(load(x + at) * load(a + j * kLanes) + load(b + j * kLanes)));
       }
   }
 }
 
 // Each column's sum of the gradient and of the gradient times (x - mean) (in registers or in the outputs,
-// as ``block_statistics``).
-template <typename T, int64_t NV_CT>
+// as ``block_statistics``); with RELU, of the gradient where the forward pass's x * pa + pb > 0.
+template <typename T, int64_t NV_CT, bool RELU>
 PDARTS_CLONES void block_gradient_sums(const T* __restrict grad, const T* __restrict x, int64_t rows, int64_t nv,
-                                       const float* __restrict mean, float* __restrict sum, float* __restrict dot) {
+                                       const float* __restrict mean, const float* __restrict pa,
+                                       const float* __restrict pb, float* __restrict sum, float* __restrict dot) {
   if constexpr (NV_CT > 0) {
     constexpr int64_t width = NV_CT * kLanes;
-    f32x16 vm[NV_CT], vs[NV_CT], vd[NV_CT];
-    for (int64_t j = 0; j < NV_CT; ++j) vm[j] = load(mean + j * kLanes), vs[j] = f32x16{}, vd[j] = f32x16{};
+    f32x16 vm[NV_CT], vs[NV_CT], vd[NV_CT], va[NV_CT], vb[NV_CT];
+    for (int64_t j = 0; j < NV_CT; ++j) {
+      vm[j] = load(mean + j * kLanes), vs[j] = f32x16{}, vd[j] = f32x16{};
+      if constexpr (RELU) va[j] = load(pa + j * kLanes), vb[j] = load(pb + j * kLanes);
+    }
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < NV_CT; ++j) {
         const int64_t at = r * width + j * kLanes;
-        const f32x16 g = load(grad + at);
+        const f32x16 xv = load(x + at);
+        f32x16 g = load(grad + at);
+        if constexpr (RELU) g = gate(g, xv * va[j] + vb[j]);
         vs[j] += g;
-        vd[j] += g * (load(x + at) - vm[j]);
+        vd[j] += g * (xv - vm[j]);
       }
     for (int64_t j = 0; j < NV_CT; ++j) store(sum + j * kLanes, vs[j]), store(dot + j * kLanes, vd[j]);
   } else {
@@ -159,24 +172,30 @@ PDARTS_CLONES void block_gradient_sums(const T* __restrict grad, const T* __rest
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < nv; ++j) {
         const int64_t at = r * width + j * kLanes, v = j * kLanes;
-        const f32x16 g = load(grad + at);
+        const f32x16 xv = load(x + at);
+        f32x16 g = load(grad + at);
+        if constexpr (RELU) g = gate(g, xv * load(pa + v) + load(pb + v));
         store(sum + v, load(sum + v) + g);
-        store(dot + v, load(dot + v) + g * (load(x + at) - load(mean + v)));
+        store(dot + v, load(dot + v) + g * (xv - load(mean + v)));
       }
   }
 }
 
-// grad_x = grad * a - (shift + (x - mean) * k), per column.
-template <typename T, int64_t NV_CT>
+// grad_x = g * a - (shift + (x - mean) * k), per column; g the gradient (with RELU, gated as above).
+template <typename T, int64_t NV_CT, bool RELU>
 PDARTS_CLONES void input_gradient(const T* __restrict grad, const T* __restrict x, T* __restrict grad_x, int64_t rows,
-                                  int64_t nv, const float* __restrict mean, const float* __restrict shift,
-                                  const float* __restrict a, const float* __restrict k) {
+                                  int64_t nv, const float* __restrict mean, const float* __restrict pa,
+                                  const float* __restrict pb, const float* __restrict shift, const float* __restrict a,
+                                  const float* __restrict k) {
   if constexpr (NV_CT > 0) nv = NV_CT;
   const int64_t width = nv * kLanes;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < nv; ++j) {
       const int64_t at = r * width + j * kLanes, v = j * kLanes;
-      store(grad_x + at, load(grad + at) * load(a + v) - (load(shift + v) + (load(x + at) - load(mean + v)) * load(k + v)));
+      const f32x16 xv = load(x + at);
+      f32x16 g = load(grad + at);
+      if constexpr (RELU) g = gate(g, xv * load(pa + v) + load(pb + v));
+      store(grad_x + at, g * load(a + v) - (load(shift + v) + (xv - load(mean + v)) * load(k + v)));
     }
 }
 
@@ -272,12 +291,26 @@ void by_dtype(const at::Tensor& x, F&& run) {
   else run(static_cast<float*>(nullptr));
 }
 
+template <typename F>
+void by_relu(bool relu, F&& run) {
+  if (relu) run(std::true_type{});
+  else run(std::false_type{});
+}
+
+// The forward pass's y = x * a + shift per channel: a = invstd * weight, shift = bias - mean * a.
+void coefficients(const float* mean, const float* invstd, const std::vector<float>& w, const std::vector<float>& b,
+                  std::vector<float>& a, std::vector<float>& shift) {
+  const size_t C = w.size();
+  a.resize(C), shift.resize(C);
+  for (size_t c = 0; c < C; ++c) a[c] = invstd[c] * w[c], shift[c] = b[c] - mean[c] * a[c];
+}
+
 }  // namespace
 
-// Returns (y in x's layout and dtype, mean, invstd), the statistics in fp32.
+// Returns (y in x's layout and dtype, mean, invstd), the statistics in fp32; y through a ReLU with ``relu``.
 std::vector<at::Tensor> forward(const at::Tensor& x, const c10::optional<at::Tensor>& weight,
                                 const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,
-                                const c10::optional<at::Tensor>& running_var, double momentum, double eps) {
+                                const c10::optional<at::Tensor>& running_var, double momentum, double eps, bool relu) {
   check_map(x, "x");
   const int64_t C = x.size(1), M = x.numel() / C;
   for (auto [t, name] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
@@ -296,16 +329,18 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const c10::optional<at::Ten
     const T* data = static_cast<const T*>(x.const_data_ptr());
     statistics(data, layout, mean, m2);
     for (int64_t c = 0; c < C; ++c) {
-      const float invstd = static_cast<float>(1.0 / std::sqrt(m2[c] / M + eps));
-      mean_out[c] = static_cast<float>(mean[c]), invstd_out[c] = invstd;
-      a[c] = invstd * w[c];
-      shift[c] = b[c] - mean_out[c] * a[c];
+      mean_out[c] = static_cast<float>(mean[c]);
+      invstd_out[c] = static_cast<float>(1.0 / std::sqrt(m2[c] / M + eps));
     }
+    coefficients(mean_out, invstd_out, w, b, a, shift);
     const std::vector<float> wide_a = layout.tiled(a), wide_shift = layout.tiled(shift);
     T* out = static_cast<T*>(y.mutable_data_ptr());
-    layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
-      affine<T, decltype(nv_ct)::value>(data + first, out + first, rows, layout.vectors(), wide_a.data(),
-                                        wide_shift.data());
+    by_relu(relu, [&](auto with_relu) {
+      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
+        affine<T, decltype(nv_ct)::value, decltype(with_relu)::value>(data + first, out + first, rows,
+                                                                      layout.vectors(), wide_a.data(),
+                                                                      wide_shift.data());
+      });
     });
   });
   if (running_mean.has_value()) {
@@ -321,21 +356,27 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const c10::optional<at::Ten
 }
 
 // grad and x channels_last with the same dtype; returns (grad_x, grad_weight, grad_bias), each an
-// undefined tensor unless asked for.
+// undefined tensor unless asked for. With ``relu``, of BatchNorm followed by a ReLU (the forward pass's
+// with ``relu``, its bias given): the gradient counts where x * a + shift > 0, recomputed from x.
 std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, const c10::optional<at::Tensor>& weight,
-                                 const at::Tensor& mean, const at::Tensor& invstd, bool input_grad, bool weight_grad,
-                                 bool bias_grad) {
+                                 const c10::optional<at::Tensor>& bias, const at::Tensor& mean,
+                                 const at::Tensor& invstd, bool input_grad, bool weight_grad, bool bias_grad,
+                                 bool relu) {
   check_map(x, "x");
   check_map(grad, "grad");
   TORCH_CHECK(grad.sizes() == x.sizes() && grad.scalar_type() == x.scalar_type(), "grad must match x");
   const int64_t C = x.size(1), M = x.numel() / C;
   check_vector(weight, C, "weight");
+  check_vector(bias, C, "bias");
   check_vector(mean, C, "mean");
   check_vector(invstd, C, "invstd");
   const Layout layout(x.numel(), C);
   const int64_t W = layout.width;
   const float* is = invstd.const_data_ptr<float>();
   const std::vector<float> w = vector_or(weight, C, 1.f), wide_mean = layout.tiled(vector_or(mean, C, 0.f));
+  std::vector<float> pre_a, pre_shift;  // the forward pass's coefficients (the ReLU's gate)
+  coefficients(mean.const_data_ptr<float>(), is, w, vector_or(bias, C, 0.f), pre_a, pre_shift);
+  const std::vector<float> wide_pa = layout.tiled(pre_a), wide_pb = layout.tiled(pre_shift);
   std::vector<double> sum(C, 0.0), dot(C, 0.0);
   at::Tensor grad_x, grad_weight, grad_bias;
   by_dtype(x, [&](auto* type) {
@@ -343,10 +384,13 @@ std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, co
     const T* g = static_cast<const T*>(grad.const_data_ptr());
     const T* data = static_cast<const T*>(x.const_data_ptr());
     std::vector<float> sums(layout.blocks * W), dots(layout.blocks * W);
-    layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
-      const int64_t b = first / (layout.rows_per_block * W);
-      block_gradient_sums<T, decltype(nv_ct)::value>(g + first, data + first, rows, layout.vectors(),
-                                                     wide_mean.data(), &sums[b * W], &dots[b * W]);
+    by_relu(relu, [&](auto with_relu) {
+      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
+        const int64_t b = first / (layout.rows_per_block * W);
+        block_gradient_sums<T, decltype(nv_ct)::value, decltype(with_relu)::value>(
+            g + first, data + first, rows, layout.vectors(), wide_mean.data(), wide_pa.data(), wide_pb.data(),
+            &sums[b * W], &dots[b * W]);
+      });
     });
     for (int64_t b = 0; b < layout.blocks; ++b)
       for (int64_t j = 0; j < W; ++j) sum[j % C] += sums[b * W + j], dot[j % C] += dots[b * W + j];
@@ -360,9 +404,12 @@ std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, co
     const std::vector<float> wide_shift = layout.tiled(shift), wide_a = layout.tiled(a), wide_k = layout.tiled(k);
     grad_x = at::empty_like(x);
     T* out = static_cast<T*>(grad_x.mutable_data_ptr());
-    layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
-      input_gradient<T, decltype(nv_ct)::value>(g + first, data + first, out + first, rows, layout.vectors(),
-                                                wide_mean.data(), wide_shift.data(), wide_a.data(), wide_k.data());
+    by_relu(relu, [&](auto with_relu) {
+      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
+        input_gradient<T, decltype(nv_ct)::value, decltype(with_relu)::value>(
+            g + first, data + first, out + first, rows, layout.vectors(), wide_mean.data(), wide_pa.data(),
+            wide_pb.data(), wide_shift.data(), wide_a.data(), wide_k.data());
+      });
     });
   });
   auto vector_options = x.options().dtype(at::kFloat);
@@ -381,39 +428,41 @@ std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, co
 
 namespace {
 
-// The layer as one autograd node with its backward pass in C++ (a Python autograd.Function costs about
-// 15 us a call each way, a tenth of the kernel's time at 32x16x32x32): saves x, the weight and the
-// statistics; inputs x, weight, bias, running mean, running variance (edges where given), momentum, eps.
+// The layer (and the ReLU after it, with ``relu``) as one autograd node with its backward pass in C++ (a
+// Python autograd.Function costs about 15 us a call each way, a tenth of the kernel's time at
+// 32x16x32x32): saves x, the weight, the bias (for the ReLU's gate) and the statistics; inputs x, weight,
+// bias, running mean, running variance (edges where given), momentum, eps, relu.
 struct TrainBatchNorm : public torch::autograd::Function<TrainBatchNorm> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
                             const c10::optional<at::Tensor>& running_mean,
-                            const c10::optional<at::Tensor>& running_var, double momentum, double eps) {
-    auto out = ::forward(x, weight, bias, running_mean, running_var, momentum, eps);
-    ctx->save_for_backward({x, weight.value_or(at::Tensor()), out[1], out[2]});
-    ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+                            const c10::optional<at::Tensor>& running_var, double momentum, double eps, bool relu) {
+    auto out = ::forward(x, weight, bias, running_mean, running_var, momentum, eps, relu);
+    ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), out[1], out[2]});
+    ctx->saved_data["relu"] = relu;
     return out[0];
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &weight = saved[1];
+    const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2];
+    auto given = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
     size_t edge = 0;  // the inputs given, in order
     const bool input_grad = ctx->needs_input_grad(edge++);
     const bool weight_grad = weight.defined() && ctx->needs_input_grad(edge++);
-    const bool bias_grad = ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(edge++);
+    const bool bias_grad = bias.defined() && ctx->needs_input_grad(edge++);
     const auto grad = grads[0].to(x.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
-    auto out = ::backward(grad, x, weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt, saved[2],
-                          saved[3], input_grad, weight_grad, bias_grad);
-    return {out[0], out[1], out[2], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    auto out = ::backward(grad, x, given(weight), given(bias), saved[3], saved[4], input_grad, weight_grad,
+                          bias_grad, ctx->saved_data["relu"].toBool());
+    return {out[0], out[1], out[2], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 at::Tensor train_batch_norm(const at::Tensor& x, const c10::optional<at::Tensor>& weight,
                             const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,
-                            const c10::optional<at::Tensor>& running_var, double momentum, double eps) {
-  return TrainBatchNorm::apply(x, weight, bias, running_mean, running_var, momentum, eps);
+                            const c10::optional<at::Tensor>& running_var, double momentum, double eps, bool relu) {
+  return TrainBatchNorm::apply(x, weight, bias, running_mean, running_var, momentum, eps, relu);
 }
 
 }  // namespace
