@@ -210,7 +210,7 @@ def test_a_search_with_the_kernel_keeps_its_alphas_and_pruning_and_checkpoints_r
     """A channels_last search with every BatchNorm through the kernel (``MIN_ELEMENTS`` 0) against the same
     search through ATen's: the alphas to 1e-5 and the same pruning; the kernel is deterministic, so a
     checkpointed cell's recomputation gives the same search exactly."""
-    from tests.search.test_speed import DROPOUT, FP32, _alphas, _kept, _search
+    from tests.search.test_speed import DROPOUT, FP32, _search, assert_same_search_and_replay
 
     settings = dataclasses.replace(FP32, epochs=2, warmup_epochs=1, channels_last=True)
     monkeypatch.setattr(fast_ops, "MIN_ELEMENTS", 0)
@@ -220,12 +220,7 @@ def test_a_search_with_the_kernel_keeps_its_alphas_and_pruning_and_checkpoints_r
     monkeypatch.setattr(fast_ops, "batch_norm_kernels", lambda: used.append(1) or native.batch_norm_kernels())
     compiled = _search(settings, stage=DROPOUT)
     assert used
-    assert (_alphas(compiled) - _alphas(plain)).abs().max() < 1e-5
-    assert _kept(compiled) == _kept(plain)
-    checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True), stage=DROPOUT)
-    assert torch.equal(_alphas(compiled), _alphas(checkpointed))
-    for name, value in compiled.model.state_dict().items():
-        assert torch.equal(value, checkpointed.model.state_dict()[name]), name
+    assert_same_search_and_replay(compiled, plain, settings)
 
 
 @needs_kernels

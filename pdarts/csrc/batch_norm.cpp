@@ -70,6 +70,14 @@ inline void store(uint16_t* p, f32x16 v) {  // to nearest even, as c10::BFloat16
 inline f32x16 gate(f32x16 g, f32x16 pre) { return pre > 0.f ? g : f32x16{}; }
 inline f32x16 relu(f32x16 v) { return v <= 0.f ? f32x16{} : v; }  // NaN stays NaN, as torch's
 
+// The gradient at ``at`` (x's values there: xv), gated with RELU by the forward pass's x * pa + pb.
+template <bool RELU, typename T>
+inline f32x16 gradient_at(const T* grad, int64_t at, f32x16 xv, f32x16 pa, f32x16 pb) {
+  const f32x16 g = load(grad + at);
+  if constexpr (RELU) return gate(g, xv * pa + pb);
+  return g;
+}
+
 // The kernels below run over one block: ``rows`` rows of ``NV`` vectors (NV_CT where it is known when
 // compiling, else the runtime ``nv``). Per-column vectors (``mean``, ``a``...) hold W floats.
 
@@ -154,14 +162,12 @@ PDARTS_CLONES void block_gradient_sums(const T* __restrict grad, const T* __rest
     f32x16 vm[NV_CT], vs[NV_CT], vd[NV_CT], va[NV_CT], vb[NV_CT];
     for (int64_t j = 0; j < NV_CT; ++j) {
       vm[j] = load(mean + j * kLanes), vs[j] = f32x16{}, vd[j] = f32x16{};
-      if constexpr (RELU) va[j] = load(pa + j * kLanes), vb[j] = load(pb + j * kLanes);
+      va[j] = load(pa + j * kLanes), vb[j] = load(pb + j * kLanes);
     }
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < NV_CT; ++j) {
         const int64_t at = r * width + j * kLanes;
-        const f32x16 xv = load(x + at);
-        f32x16 g = load(grad + at);
-        if constexpr (RELU) g = gate(g, xv * va[j] + vb[j]);
+        const f32x16 xv = load(x + at), g = gradient_at<RELU>(grad, at, xv, va[j], vb[j]);
         vs[j] += g;
         vd[j] += g * (xv - vm[j]);
       }
@@ -172,9 +178,7 @@ PDARTS_CLONES void block_gradient_sums(const T* __restrict grad, const T* __rest
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < nv; ++j) {
         const int64_t at = r * width + j * kLanes, v = j * kLanes;
-        const f32x16 xv = load(x + at);
-        f32x16 g = load(grad + at);
-        if constexpr (RELU) g = gate(g, xv * load(pa + v) + load(pb + v));
+        const f32x16 xv = load(x + at), g = gradient_at<RELU>(grad, at, xv, load(pa + v), load(pb + v));
         store(sum + v, load(sum + v) + g);
         store(dot + v, load(dot + v) + g * (xv - load(mean + v)));
       }
@@ -192,9 +196,7 @@ PDARTS_CLONES void input_gradient(const T* __restrict grad, const T* __restrict 
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < nv; ++j) {
       const int64_t at = r * width + j * kLanes, v = j * kLanes;
-      const f32x16 xv = load(x + at);
-      f32x16 g = load(grad + at);
-      if constexpr (RELU) g = gate(g, xv * load(pa + v) + load(pb + v));
+      const f32x16 xv = load(x + at), g = gradient_at<RELU>(grad, at, xv, load(pa + v), load(pb + v));
       store(grad_x + at, g * load(a + v) - (load(shift + v) + (xv - load(mean + v)) * load(k + v)));
     }
 }

@@ -101,6 +101,15 @@ def test_the_compiled_skip_dropout_keeps_the_search_and_replays_its_masks(monkey
     )
     compiled = _search(settings, stage=DROPOUT)
     assert used  # the search went through the kernel
+    assert_same_search_and_replay(compiled, plain, settings)
+
+
+def assert_same_search_and_replay(
+    compiled: StageResult, plain: StageResult, settings: SearchSettings
+) -> None:
+    """``compiled`` (a search through a compiled kernel) keeps ``plain``'s alphas (to 1e-5) and pruning,
+    and the same search with checkpointed cells (``settings``'s, recomputed in the backward pass)
+    gives ``compiled``'s alphas, weights and statistics exactly."""
     assert (_alphas(compiled) - _alphas(plain)).abs().max() < 1e-5
     assert _kept(compiled) == _kept(plain)
     checkpointed = _search(dataclasses.replace(settings, checkpoint_cells=True), stage=DROPOUT)
