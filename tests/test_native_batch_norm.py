@@ -38,8 +38,10 @@ def _vectors(channels: int):
 
 
 def _close(dtype):
-    # bf16 values may round the other way where the two statistics differ in their last fp32 bits
-    return {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 8e-3, "atol": 8e-3}
+    # Of values divided by their largest: ATen's fp32 sums of about 1,000 terms move by 1e-5 of it with
+    # the number of threads (1.03e-5 off on one thread); bf16 values may round the other way where the
+    # two statistics differ in their last fp32 bits.
+    return {"rtol": 5e-5, "atol": 5e-5} if dtype == torch.float32 else {"rtol": 8e-3, "atol": 8e-3}
 
 
 @needs_kernels
