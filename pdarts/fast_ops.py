@@ -299,13 +299,28 @@ def batch_norm_relu(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> tor
     """``relu(bn(x))``: in training, one pass of the compiled kernel each way where it applies
     (``_native_batch_norm``), its backward pass gating the gradient by the pre-activation recomputed
     from ``x`` (nothing more kept); otherwise ``bn(x)`` and a ReLU in place on it."""
-    if bn.training:
-        running = bn.track_running_stats and bn.running_mean is not None
-        mean, var = (bn.running_mean, bn.running_var) if running else (None, None)
-        kernels = _native_batch_norm(x, bn.weight, bn.bias, mean, var)
-        if kernels is not None:
-            return kernels.train_batch_norm(x, bn.weight, bn.bias, mean, var, _momentum(bn), bn.eps, True)
-    return F.relu(bn(x), inplace=True)  # a fresh tensor that BatchNorm's backward pass does not need
+    y = _compiled_batch_norm(bn, x, relu=True) if bn.training else None
+    return F.relu(bn(x), inplace=True) if y is None else y  # in place: a fresh tensor BatchNorm does not keep
+
+
+def _running_statistics(
+    bn: nn.modules.batchnorm._BatchNorm,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The running mean and variance a training-mode pass of ``bn`` updates, or None and None."""
+    running = bn.track_running_stats and bn.running_mean is not None
+    return (bn.running_mean, bn.running_var) if running else (None, None)
+
+
+def _compiled_batch_norm(
+    bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, relu: bool
+) -> torch.Tensor | None:
+    """Training-mode ``bn(x)`` (through a ReLU with ``relu``) by the compiled kernel, one autograd node;
+    None where ``_native_batch_norm`` does not give the kernel."""
+    mean, var = _running_statistics(bn)
+    kernels = _native_batch_norm(x, bn.weight, bn.bias, mean, var)
+    if kernels is None:
+        return None
+    return kernels.train_batch_norm(x, bn.weight, bn.bias, mean, var, _momentum(bn), bn.eps, relu)
 
 
 def _scale_weight(bn: nn.modules.batchnorm._BatchNorm, scale: torch.Tensor) -> torch.Tensor:
@@ -727,11 +742,8 @@ class BatchNorm2d(nn.BatchNorm2d):
         if not _train_form_applies(x, self):
             return super().forward(x)
         self._check_input_dim(x)
-        running = self.track_running_stats and self.running_mean is not None
-        mean, var = (self.running_mean, self.running_var) if running else (None, None)
-        kernels = _native_batch_norm(x, self.weight, self.bias, mean, var)
-        if kernels is not None:
-            return kernels.train_batch_norm(
-                x, self.weight, self.bias, mean, var, _momentum(self), self.eps, False
-            )
+        y = _compiled_batch_norm(self, x, relu=False)
+        if y is not None:
+            return y
+        mean, var = _running_statistics(self)
         return _TrainBatchNorm.apply(x, self.weight, self.bias, mean, var, _momentum(self), self.eps)

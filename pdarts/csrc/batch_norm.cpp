@@ -201,12 +201,15 @@ PDARTS_CLONES void input_gradient(const T* __restrict grad, const T* __restrict 
     }
 }
 
+// How many pixels make one row of a multiple of 16 values: 16 / gcd(C, 16).
+inline int64_t pixels_per_row(int64_t channels) { return kLanes / std::gcd(channels, kLanes); }
+
 // The map as rows of W columns (W = f * C, a multiple of 16), cut into blocks of rows.
 struct Layout {
   int64_t channels, factor, width, rows, rows_per_block, blocks;
   Layout(int64_t count, int64_t channels)
       : channels(channels),
-        factor(kLanes / std::gcd(channels, kLanes)),
+        factor(pixels_per_row(channels)),
         width(factor * channels),
         rows(count / width),
         rows_per_block(std::max<int64_t>(1, kBlockElements / width)),
@@ -219,12 +222,12 @@ struct Layout {
     for (int64_t j = 0; j < width; ++j) out[j] = per_channel[j % channels];
     return out;
   }
-  // run(block's first element, its rows, NV_CT) for every block, on the intra-op threads.
+  // run(block, its first element, its rows, NV_CT) for every block, on the intra-op threads.
   template <typename F>
   void for_blocks(F&& run) const {
     auto each = [&](auto nv_ct) {
       at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t b = begin; b < end; ++b) run(first(b), size(b), nv_ct);
+        for (int64_t b = begin; b < end; ++b) run(b, first(b), size(b), nv_ct);
       });
     };
     switch (vectors()) {  // the search's 16, 32, 64 and 128 channels; the rest at run time
@@ -241,8 +244,7 @@ template <typename T>
 void statistics(const T* x, const Layout& layout, std::vector<double>& mean, std::vector<double>& m2) {
   const int64_t W = layout.width, C = layout.channels;
   std::vector<float> means(layout.blocks * W), m2s(layout.blocks * W);
-  layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
-    const int64_t b = first / (layout.rows_per_block * W);
+  layout.for_blocks([&](int64_t b, int64_t first, int64_t rows, auto nv_ct) {
     block_statistics<T, decltype(nv_ct)::value>(x + first, rows, layout.vectors(), &means[b * W], &m2s[b * W]);
   });
   // Chan et al.: (count, mean, m2) merged with each block's, per column, then the columns per channel.
@@ -270,7 +272,7 @@ void check_map(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast), name, " must be a channels_last map");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name, " must be fp32 or bf16");
   const int64_t channels = t.size(1), pixels = channels > 0 ? t.numel() / channels : 0;
-  TORCH_CHECK(channels > 0 && pixels > 0 && pixels % (kLanes / std::gcd(channels, kLanes)) == 0, name,
+  TORCH_CHECK(channels > 0 && pixels > 0 && pixels % pixels_per_row(channels) == 0, name,
               " must have pixels that fill rows of a multiple of 16 values (see fast_ops._native_batch_norm)");
 }
 
@@ -338,7 +340,7 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const c10::optional<at::Ten
     const std::vector<float> wide_a = layout.tiled(a), wide_shift = layout.tiled(shift);
     T* out = static_cast<T*>(y.mutable_data_ptr());
     by_relu(relu, [&](auto with_relu) {
-      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
+      layout.for_blocks([&](int64_t, int64_t first, int64_t rows, auto nv_ct) {
         affine<T, decltype(nv_ct)::value, decltype(with_relu)::value>(data + first, out + first, rows,
                                                                       layout.vectors(), wide_a.data(),
                                                                       wide_shift.data());
@@ -387,8 +389,7 @@ std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, co
     const T* data = static_cast<const T*>(x.const_data_ptr());
     std::vector<float> sums(layout.blocks * W), dots(layout.blocks * W);
     by_relu(relu, [&](auto with_relu) {
-      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
-        const int64_t b = first / (layout.rows_per_block * W);
+      layout.for_blocks([&](int64_t b, int64_t first, int64_t rows, auto nv_ct) {
         block_gradient_sums<T, decltype(nv_ct)::value, decltype(with_relu)::value>(
             g + first, data + first, rows, layout.vectors(), wide_mean.data(), wide_pa.data(), wide_pb.data(),
             &sums[b * W], &dots[b * W]);
@@ -407,7 +408,7 @@ std::vector<at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x, co
     grad_x = at::empty_like(x);
     T* out = static_cast<T*>(grad_x.mutable_data_ptr());
     by_relu(relu, [&](auto with_relu) {
-      layout.for_blocks([&](int64_t first, int64_t rows, auto nv_ct) {
+      layout.for_blocks([&](int64_t, int64_t first, int64_t rows, auto nv_ct) {
         input_gradient<T, decltype(nv_ct)::value, decltype(with_relu)::value>(
             g + first, data + first, out + first, rows, layout.vectors(), wide_mean.data(), wide_pa.data(),
             wide_pb.data(), wide_shift.data(), wide_a.data(), wide_k.data());
