@@ -50,8 +50,15 @@ def test_no_bar_when_stderr_is_not_a_terminal(monkeypatch, capsys, caplog, run, 
 
 @pytest.fixture
 def every_step(monkeypatch):
-    """A bar that reads the running loss from the device at every step (it redraws as tqdm likes)."""
+    """A bar that reads the running loss from the device at every step and redraws at every step: with
+    tqdm's default 0.1 s between redraws, a training of six batches that took under 0.1 s drew only its
+    first state, without a rate (CI, 2026-12-05)."""
+    import functools
+
+    import tqdm
+
     monkeypatch.setattr(pdarts.progress, "POSTFIX_SECONDS", 0.0)
+    monkeypatch.setattr(tqdm.tqdm, "__init__", functools.partialmethod(tqdm.tqdm.__init__, mininterval=0.0))
 
 
 def test_a_forced_bar_shows_rate_and_time_left_and_changes_no_result(monkeypatch, capsys, every_step):
